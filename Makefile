@@ -1,0 +1,35 @@
+# The two commands: `make run` (the demo on the embedded default) and `make test`.
+# Both bootstrap .venv on first use and reuse it (and the service caches) after.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SERVICES := deploy/services.sh
+
+.PHONY: run test services services-stop lint venv clean-services
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## run: the embedded platform and the demo against it (Ctrl-C stops it)
+run: $(STAMP)
+	$(BIN)/inferloop demo
+
+## test: start real Kafka and PostgreSQL, run the whole suite, stop them again
+test: $(STAMP)
+	@bash deploy/run-tests.sh
+
+services: $(STAMP)
+	@bash $(SERVICES) start all
+
+services-stop:
+	@bash $(SERVICES) stop all
+
+lint: $(STAMP)
+	$(BIN)/ruff check .

@@ -1,0 +1,209 @@
+"""The `inferloop` command line: run the platform's services and manage its store.
+
+Each sub-command reads `Settings` from the environment, lets flags override them,
+and passes them into the component it starts; components never read the
+environment themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from inferloop import __version__
+
+SERVICES_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "services.sh"
+
+
+def _settings(args: argparse.Namespace):
+    from inferloop.settings import Settings
+
+    overrides = {
+        name: value
+        for name in ("database_url", "data_dir", "host", "port", "kafka_bootstrap_servers", "kafka_topic")
+        if (value := getattr(args, name, None)) is not None
+    }
+    settings = Settings(**overrides)
+    settings.check_safe_for_production()
+    return settings
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGINT/SIGTERM, so loops can finish their batch and exit cleanly."""
+    stop = threading.Event()
+
+    def handler(signum, _frame):
+        print(f"\nreceived {signal.Signals(signum).name}, stopping…", file=sys.stderr)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from inferloop.store import migrate
+
+    settings = _settings(args)
+    url = settings.resolved_database_url()
+    if args.db_action == "upgrade":
+        migrate.upgrade(url, args.revision)
+        print(f"database at {_display_url(url)} is at revision {migrate.current(url)}")
+    elif args.db_action == "downgrade":
+        migrate.downgrade(url, args.revision)
+        print(f"database at {_display_url(url)} is at revision {migrate.current(url)}")
+    else:
+        print(migrate.current(url) or "empty (no migrations applied)")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """The embedded deployment: migrations, server, HTTP ingest and workers in one process."""
+    from inferloop.embedded import run_embedded
+
+    settings = _settings(args)
+    return run_embedded(settings, stop_event=_stop_on_signals())
+
+
+def cmd_collector(args: argparse.Namespace) -> int:
+    from inferloop.collector import run_collector
+
+    settings = _settings(args)
+    print(
+        f"collector: group {settings.kafka_group_id!r} consuming {settings.kafka_topic!r} "
+        f"from {settings.kafka_bootstrap_servers}",
+        file=sys.stderr,
+    )
+    run_collector(settings, stop_event=_stop_on_signals())
+    return 0
+
+
+def cmd_analyzer(args: argparse.Namespace) -> int:
+    from inferloop.analyzer import AnalyzerWorker
+    from inferloop.store.base import create_engine_for
+
+    settings = _settings(args)
+    engine = create_engine_for(settings.resolved_database_url())
+    worker = AnalyzerWorker(settings, engine, interval_s=args.interval)
+    if args.once:
+        worker.run_once()
+        return 0
+    stop = _stop_on_signals()
+    worker.start()
+    stop.wait()
+    worker.stop()
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    if not SERVICES_SCRIPT.exists():
+        print(
+            "`inferloop dev` needs a source checkout (deploy/services.sh); "
+            "with Docker, use docker-compose.yml instead.",
+            file=sys.stderr,
+        )
+        return 2
+    which = "all" if args.service == "services" else args.service
+    return subprocess.call(["bash", str(SERVICES_SCRIPT), args.dev_action, which])
+
+
+def _display_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url", help="SQLAlchemy URL of the store (env INFERLOOP_DATABASE_URL; "
+        "default: SQLite file in the data dir)"
+    )
+    parser.add_argument("--data-dir", type=Path, help="data directory (env INFERLOOP_DATA_DIR)")
+
+
+def _add_kafka_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kafka-bootstrap-servers", help="brokers, comma-separated (env INFERLOOP_KAFKA_BOOTSTRAP_SERVERS)"
+    )
+    parser.add_argument("--kafka-topic", help="events topic (env INFERLOOP_KAFKA_TOPIC)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inferloop",
+        description="Inference observability and feedback loop. Settings come from "
+        "INFERLOOP_* environment variables; flags override them.",
+    )
+    parser.add_argument("--version", action="version", version=f"inferloop {__version__}")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING… (env INFERLOOP_LOG_LEVEL)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser(
+        "up", help="run the embedded platform (server, HTTP ingest, workers) on one machine"
+    )
+    _add_store_options(up)
+    up.add_argument("--host", help="listen address (env INFERLOOP_HOST, default 127.0.0.1)")
+    up.add_argument("--port", type=int, help="listen port (env INFERLOOP_PORT, default 8765)")
+    up.set_defaults(handler=cmd_up)
+
+    db = commands.add_parser("db", help="manage the store's schema (Alembic migrations)")
+    db_actions = db.add_subparsers(dest="db_action", required=True, metavar="ACTION")
+    for action, help_text in (
+        ("upgrade", "apply migrations up to a revision (default: head)"),
+        ("downgrade", "revert migrations down to a revision"),
+        ("current", "print the revision the database is at"),
+    ):
+        sub = db_actions.add_parser(action, help=help_text)
+        _add_store_options(sub)
+        if action != "current":
+            sub.add_argument("revision", nargs="?", default="head" if action == "upgrade" else "base")
+    db.set_defaults(handler=cmd_db)
+
+    collector = commands.add_parser(
+        "collector", help="consume events from Kafka into the store (one member of a consumer group)"
+    )
+    _add_store_options(collector)
+    _add_kafka_options(collector)
+    collector.set_defaults(handler=cmd_collector)
+
+    analyzer = commands.add_parser(
+        "analyzer", help="find drift, regressions and quality drops, continuously"
+    )
+    _add_store_options(analyzer)
+    analyzer.add_argument("--interval", type=float, default=60.0, help="seconds between runs")
+    analyzer.add_argument("--once", action="store_true", help="analyse once and exit")
+    analyzer.set_defaults(handler=cmd_analyzer)
+
+    dev = commands.add_parser("dev", help="local Kafka and PostgreSQL for development and tests")
+    dev.add_argument("service", choices=["kafka", "postgres", "services"])
+    dev.add_argument("dev_action", choices=["start", "stop", "status"])
+    dev.set_defaults(handler=cmd_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from inferloop.logs import configure_logging
+
+    configure_logging(args.log_level)
+    try:
+        return args.handler(args)
+    except ValueError as error:  # invalid settings: say what is wrong, no traceback
+        print(f"inferloop: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

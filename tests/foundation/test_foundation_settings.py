@@ -1,0 +1,40 @@
+"""Settings: environment variables, precedence and refusal of unsafe production set-ups."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from inferloop.settings import Settings
+
+
+def test_default_store_is_a_sqlite_file_in_the_data_dir(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    assert settings.resolved_database_url() == f"sqlite:///{(tmp_path / 'inferloop.db').resolve()}"
+
+
+def test_environment_variables_configure_the_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFERLOOP_DATABASE_URL", "postgresql+psycopg://u@db/inferloop")
+    monkeypatch.setenv("INFERLOOP_KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("INFERLOOP_PORT", "9000")
+    settings = Settings()
+    assert settings.resolved_database_url() == "postgresql+psycopg://u@db/inferloop"
+    assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
+    assert settings.port == 9000
+
+
+def test_arguments_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFERLOOP_PORT", "9000")
+    assert Settings(port=9100).port == 9100
+
+
+def test_invalid_values_are_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFERLOOP_PORT", "70000")
+    with pytest.raises(ValidationError, match="port"):
+        Settings()
+
+
+def test_production_without_api_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="INFERLOOP_API_KEY"):
+        Settings(environment="production").check_safe_for_production()
+    Settings(environment="production", api_key="s3cret").check_safe_for_production()
