@@ -1,0 +1,20 @@
+# One image for every Inferloop service; the command picks the role
+# (`inferloop up`, `inferloop collector`, `inferloop analyzer`).
+FROM python:3.11-slim
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY core core
+COPY sdk sdk
+COPY store store
+COPY collector collector
+COPY analyzer analyzer
+COPY server server
+COPY migrations migrations
+RUN pip install --no-cache-dir '.[platform]'
+
+ENV INFERLOOP_HOST=0.0.0.0 \
+    INFERLOOP_DATA_DIR=/data
+VOLUME /data
+EXPOSE 8765
+CMD ["inferloop", "up"]

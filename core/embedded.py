@@ -1,0 +1,81 @@
+"""The embedded deployment: one process runs migrations, the API, HTTP ingest and workers.
+
+`EmbeddedServer` runs the FastAPI app under uvicorn in a named thread so that the
+demo and the tests can start a real server in-process and learn its address.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+
+from inferloop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedServer:
+    """uvicorn serving an app from a background thread, with a blocking `start()`."""
+
+    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="inferloop-server", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start serving and return once the socket is bound and the app's lifespan has run."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the server stopped while starting (is the port already in use?)")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server did not start within {timeout:.0f} s")
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server, with the port the OS picked when asked for 0."""
+        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask uvicorn to finish in-flight requests and run the app's shutdown, then wait."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+
+def build_platform(settings: Settings):
+    """Migrate the store and build the app with the in-process workers: (app, engine)."""
+    from inferloop.analyzer import AnalyzerWorker
+    from inferloop.server.app import create_app
+    from inferloop.store import migrate
+    from inferloop.store.base import create_engine_for
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url()
+    migrate.upgrade(url)
+    engine = create_engine_for(url)
+    workers = [AnalyzerWorker(settings, engine)]
+    return create_app(settings, engine=engine, background=workers), engine
+
+
+def run_embedded(settings: Settings, *, stop_event: threading.Event) -> int:
+    """`inferloop up`: serve until `stop_event` is set (Ctrl-C or SIGTERM)."""
+    app, engine = build_platform(settings)
+    server = EmbeddedServer(app, host=settings.host, port=settings.port)
+    try:
+        server.start()
+    except RuntimeError as error:
+        print(f"inferloop: {error} ({settings.host}:{settings.port})", file=sys.stderr)
+        return 1
+    print(f"Inferloop is up at {server.url}  (store: {settings.resolved_database_url()})")
+    print("Ctrl-C stops it.")
+    stop_event.wait()
+    server.stop()
+    engine.dispose()
+    return 0
