@@ -15,7 +15,14 @@ CACHE="${INFERLOOP_CACHE_DIR:-$ROOT/.cache}"
 KAFKA_HOME="$CACHE/kafka"
 KAFKA_PORT="${INFERLOOP_DEV_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${INFERLOOP_DEV_KAFKA_CONTROLLER_PORT:-19093}"
-PG_HOME="$CACHE/postgres"
+# PostgreSQL runs as the unprivileged `postgres` user when we are root, and that user
+# may not be able to enter the checkout (e.g. under /root): keep its cluster in a
+# per-checkout folder under /var/tmp instead.
+if [ "$(id -u)" = 0 ]; then
+  PG_HOME="${INFERLOOP_DEV_POSTGRES_DIR:-/var/tmp/inferloop-postgres-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)}"
+else
+  PG_HOME="${INFERLOOP_DEV_POSTGRES_DIR:-$CACHE/postgres}"
+fi
 PG_PORT="${INFERLOOP_DEV_POSTGRES_PORT:-15432}"
 
 log() { printf '[services] %s\n' "$*" >&2; }
