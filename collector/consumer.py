@@ -1,0 +1,179 @@
+"""The Kafka collector: one member of a consumer group feeding the ingest pipeline.
+
+Delivery: offsets are committed only after the batch's database transaction
+commits. A crash between the two redelivers the batch, and the idempotent
+writes make the redelivery a no-op, so every event lands in the store once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from inferloop.settings import Settings
+from inferloop.store import create_engine_for
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from .metrics import IngestMetrics
+from .pipeline import IngestPipeline, InputMessage
+from .writer import DeadLetterRecord
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_POLL_RECORDS = 200
+REPORT_INTERVAL_S = 10.0
+_RETRY_DELAY_S = 1.0
+
+
+class DeadLetterTopic:
+    """Publishes rejected input to the dead-letter topic, raw bytes with the reason in headers."""
+
+    def __init__(self, producer: KafkaProducer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+
+    def __call__(self, records: Sequence[DeadLetterRecord]) -> None:
+        for record in records:
+            headers = [
+                ("inferloop.reason", record.reason.encode()),
+                ("inferloop.source", record.source.encode()),
+                ("inferloop.event_index", str(record.event_index).encode()),
+            ]
+            if record.topic is not None:
+                headers.append(
+                    (
+                        "inferloop.origin",
+                        f"{record.topic}/{record.partition}/{record.offset}".encode(),
+                    )
+                )
+            self.producer.send(self.topic, value=record.raw, headers=headers)
+        # Published before the store commits: a crash afterwards republishes (at-least-once).
+        self.producer.flush()
+
+
+class _Reporter:
+    """Logs rate, lag, dead letters and batch timings every REPORT_INTERVAL_S."""
+
+    def __init__(self) -> None:
+        self.window_started = time.monotonic()
+        self.events = 0
+        self.dead_letters = 0
+        self.batches = 0
+        self.batch_seconds = 0.0
+
+    def add(self, events: int, dead_letters: int, seconds: float) -> None:
+        self.events += events
+        self.dead_letters += dead_letters
+        self.batches += 1
+        self.batch_seconds += seconds
+
+    def maybe_report(self, lag: int) -> None:
+        elapsed = time.monotonic() - self.window_started
+        if elapsed < REPORT_INTERVAL_S:
+            return
+        logger.info(
+            "collector: %.0f events/s, lag %d messages, %d dead letters, %d batches, "
+            "%.1f ms mean batch",
+            self.events / elapsed,
+            lag,
+            self.dead_letters,
+            self.batches,
+            1000 * self.batch_seconds / max(self.batches, 1),
+        )
+        self.__init__()
+
+
+def _update_lag(consumer: KafkaConsumer, metrics: IngestMetrics) -> int:
+    total = 0
+    for partition in consumer.assignment():
+        highwater = consumer.highwater(partition)
+        if highwater is None:
+            continue
+        lag = max(highwater - consumer.position(partition), 0)
+        metrics.consumer_lag.labels(partition.topic, str(partition.partition)).set(lag)
+        total += lag
+    return total
+
+
+def run_collector(
+    settings: Settings,
+    *,
+    stop_event: threading.Event | None = None,
+    metrics: IngestMetrics | None = None,
+    max_poll_records: int = DEFAULT_MAX_POLL_RECORDS,
+    client_id: str | None = None,
+) -> None:
+    """Consume ``settings.kafka_topic`` as a member of ``settings.kafka_group_id`` until stopped.
+
+    Blocks. Returns once ``stop_event`` is set (the caller sets it from its
+    SIGTERM/SIGINT handler). The schema must already be migrated.
+    """
+    stop_event = stop_event or threading.Event()
+    metrics = metrics or IngestMetrics()
+    engine = create_engine_for(settings.resolved_database_url())
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        acks="all",
+        max_request_size=16 * 1024 * 1024,
+    )
+    consumer = KafkaConsumer(
+        settings.kafka_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        group_id=settings.kafka_group_id,
+        client_id=client_id or "inferloop-collector",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=max_poll_records,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    pipeline = IngestPipeline(
+        engine,
+        metrics=metrics,
+        dead_letter_sink=DeadLetterTopic(producer, settings.kafka_dead_letter_topic),
+    )
+    reporter = _Reporter()
+    logger.info("collector joined group %s on %s", settings.kafka_group_id, settings.kafka_topic)
+    try:
+        while not stop_event.is_set():
+            polled = consumer.poll(timeout_ms=500)
+            if polled:
+                _ingest_polled(consumer, pipeline, polled, reporter, stop_event)
+            reporter.maybe_report(_update_lag(consumer, metrics))
+    finally:
+        try:
+            consumer.close(autocommit=False)
+        finally:
+            producer.close(timeout=5)
+            engine.dispose()
+        logger.info("collector stopped")
+
+
+def _ingest_polled(consumer, pipeline, polled, reporter, stop_event) -> None:
+    messages: list[InputMessage] = []
+    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    for partition, records in polled.items():
+        for record in records:
+            messages.append(
+                InputMessage(record.value, record.topic, record.partition, record.offset)
+            )
+        offsets[partition] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+    while True:
+        try:
+            result = pipeline.ingest(messages, source="kafka")
+            break
+        except Exception:  # the store is down or unreachable: wait, keep the batch
+            logger.exception("storing a batch failed; retrying in %.0f s", _RETRY_DELAY_S)
+            if stop_event.wait(_RETRY_DELAY_S):
+                return  # uncommitted: the next owner of these partitions redelivers them
+    reporter.add(result.stored + result.duplicates, len(result.dead_letters), result.seconds)
+    try:
+        consumer.commit(offsets)
+    except (CommitFailedError, KafkaError) as error:
+        # The group rebalanced while we were writing; the new owner redelivers
+        # these records and the idempotent store ignores them.
+        logger.warning("offset commit failed (%s); records will be redelivered", error)

@@ -1,0 +1,390 @@
+"""The one write path of ingest: validated events into the store, in one transaction.
+
+Idempotency: events and labels are inserted with ON CONFLICT (event_id) DO
+NOTHING RETURNING event_id, and every derived figure (rollups, delivery ranges,
+SDK drop counts) is computed only from the rows that were actually inserted, in
+the same transaction. Redelivering a batch therefore changes nothing.
+
+PostgreSQL takes the events through COPY into a temporary staging table and one
+INSERT ... SELECT; SQLite through multi-row INSERT ... RETURNING statements.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from inferloop.store.sketch import bucket_counts, merge_into
+from inferloop.store.tables import DeadLetter, DeliveryRange, Label, MinuteRollup, SdkDrops
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .contract import InferenceEvent, LabelEvent
+
+EVENT_COLUMNS = (
+    "event_id",
+    "emitter_id",
+    "seq",
+    "model",
+    "version",
+    "environment",
+    "start_time_ns",
+    "latency_ns",
+    "device_time_ns",
+    "status",
+    "error_type",
+    "error_message",
+    "batch_size",
+    "device",
+    "inputs",
+    "outputs",
+    "prediction_id",
+    "tags",
+    "received_at_ns",
+)
+_SQLITE_ROWS_PER_STATEMENT = 500
+_STAGING = "inferloop_events_staging"
+_NULL = b"null"
+_json_encode = msgspec.json.encode
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """A rejected message or event, with where it came from."""
+
+    source: str
+    reason: str
+    raw: bytes
+    event_index: int = -1
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass(slots=True)
+class WriteOutcome:
+    inserted: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+
+
+MAX_DEAD_LETTER_BYTES = 1024 * 1024
+"""Raw bytes kept per dead letter; ``raw_size`` records the original length."""
+
+
+def _json_text(raw: msgspec.Raw) -> str | None:
+    data = bytes(raw)
+    return None if data == _NULL else data.decode()
+
+
+def _event_row(event: InferenceEvent, received_at_ns: int) -> tuple[Any, ...]:
+    return (
+        event.event_id,
+        event.emitter_id,
+        event.seq,
+        event.model,
+        event.version,
+        event.environment,
+        event.start_time_ns,
+        event.latency_ns,
+        event.device_time_ns,
+        event.status,
+        event.error_type,
+        event.error_message,
+        event.batch_size,
+        event.device,
+        _json_text(event.inputs),
+        _json_text(event.outputs),
+        event.prediction_id,
+        _json_encode(event.tags).decode(),
+        received_at_ns,
+    )
+
+
+def _insert_events_postgresql(connection: sa.Connection, rows: list[tuple]) -> set[str]:
+    cursor = connection.connection.driver_connection.cursor()
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} "
+        "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    columns = ", ".join(EVENT_COLUMNS)
+    with cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(
+        f"INSERT INTO events ({columns}) SELECT {columns} FROM {_STAGING} "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    )
+    inserted = {row[0] for row in cursor.fetchall()}
+    cursor.execute(f"DELETE FROM {_STAGING}")
+    return inserted
+
+
+def _insert_events_sqlite(connection: sa.Connection, rows: list[tuple]) -> set[str]:
+    cursor = connection.connection.driver_connection.cursor()
+    columns = ", ".join(EVENT_COLUMNS)
+    one_row = "(" + ", ".join("?" for _ in EVENT_COLUMNS) + ")"
+    inserted: set[str] = set()
+    for start in range(0, len(rows), _SQLITE_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _SQLITE_ROWS_PER_STATEMENT]
+        sql = (
+            f"INSERT INTO events ({columns}) VALUES {', '.join([one_row] * len(chunk))} "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        )
+        cursor.execute(sql, [value for row in chunk for value in row])
+        inserted.update(row[0] for row in cursor.fetchall())
+    cursor.close()
+    return inserted
+
+
+def _dialect_insert(connection: sa.Connection, table: sa.Table):
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _insert_labels(
+    connection: sa.Connection, labels: Sequence[LabelEvent], received_at_ns: int
+) -> set[str]:
+    statement = (
+        _dialect_insert(connection, Label.__table__)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(Label.__table__.c.event_id)
+    )
+    params = [
+        {
+            "event_id": label.event_id,
+            "emitter_id": label.emitter_id,
+            "seq": label.seq,
+            "prediction_id": label.prediction_id,
+            "model": label.model,
+            "label": msgspec.json.decode(label.label),
+            "time_ns": label.time_ns,
+            "received_at_ns": received_at_ns,
+        }
+        for label in labels
+    ]
+    return set(connection.scalars(statement, params).all())
+
+
+def _update_rollups(connection: sa.Connection, events: Iterable[InferenceEvent]) -> None:
+    latencies: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+    errors: dict[tuple[str, str, int], int] = defaultdict(int)
+    for event in events:
+        key = (event.model, event.version, event.start_time_ns // 60_000_000_000 * 60)
+        latencies[key].append(event.latency_ns)
+        if event.status == "error":
+            errors[key] += 1
+    if not latencies:
+        return
+    table = MinuteRollup.__table__
+    keys = sorted(latencies)  # one lock order for every writer: no deadlocks
+    connection.execute(
+        _dialect_insert(connection, table).on_conflict_do_nothing(),
+        [
+            {
+                "model": m,
+                "version": v,
+                "minute_start_s": t,
+                "count": 0,
+                "errors": 0,
+                "latency_sum_ns": 0,
+                "latency_max_ns": 0,
+                "histogram": {},
+            }
+            for m, v, t in keys
+        ],
+    )
+    existing: dict[tuple[str, str, int], Any] = {}
+    by_series: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for m, v, t in keys:
+        by_series[(m, v)].append(t)
+    for (model, version), minutes in by_series.items():
+        query = (
+            sa.select(table)
+            .where(
+                table.c.model == model,
+                table.c.version == version,
+                table.c.minute_start_s.in_(minutes),
+            )
+            .order_by(table.c.minute_start_s)
+            .with_for_update()
+        )
+        for row in connection.execute(query):
+            existing[(row.model, row.version, row.minute_start_s)] = row
+    updates = []
+    for key in keys:
+        row = existing[key]
+        values = latencies[key]
+        updates.append(
+            {
+                "b_model": key[0],
+                "b_version": key[1],
+                "b_minute": key[2],
+                "count": row.count + len(values),
+                "errors": row.errors + errors.get(key, 0),
+                "latency_sum_ns": row.latency_sum_ns + sum(values),
+                "latency_max_ns": max(row.latency_max_ns, max(values)),
+                "histogram": merge_into(dict(row.histogram), bucket_counts(values)),
+            }
+        )
+    connection.execute(
+        sa.update(table)
+        .where(
+            table.c.model == sa.bindparam("b_model"),
+            table.c.version == sa.bindparam("b_version"),
+            table.c.minute_start_s == sa.bindparam("b_minute"),
+        )
+        .values(
+            count=sa.bindparam("count"),
+            errors=sa.bindparam("errors"),
+            latency_sum_ns=sa.bindparam("latency_sum_ns"),
+            latency_max_ns=sa.bindparam("latency_max_ns"),
+            histogram=sa.bindparam("histogram", type_=sa.JSON),
+        ),
+        updates,
+    )
+
+
+def _update_delivery(connection: sa.Connection, stored: list[tuple[str, int, str, int]]) -> None:
+    """Record runs of contiguous sequence numbers per emitter (and model)."""
+    if not stored:
+        return
+    stored.sort()
+    runs: list[list[Any]] = []  # [emitter, model, start, end, first_time, last_time]
+    for emitter, seq, model, time_ns in stored:
+        last = runs[-1] if runs else None
+        if last and last[0] == emitter and last[1] == model and last[3] + 1 == seq:
+            last[3] = seq
+            last[4] = min(last[4], time_ns)
+            last[5] = max(last[5], time_ns)
+        else:
+            runs.append([emitter, model, seq, seq, time_ns, time_ns])
+    table = DeliveryRange.__table__
+    for emitter, model, start, end, first, last in runs:
+        # Extend the range this run continues, if there is one; else start a new one.
+        extended = connection.execute(
+            sa.update(table)
+            .where(
+                table.c.emitter_id == emitter,
+                table.c.model == model,
+                table.c.seq_end == start - 1,
+            )
+            .values(
+                seq_end=end,
+                last_time_ns=sa.func.max(table.c.last_time_ns, last)
+                if connection.dialect.name == "sqlite"
+                else sa.func.greatest(table.c.last_time_ns, last),
+            )
+        )
+        if extended.rowcount == 0:
+            connection.execute(
+                sa.insert(table).values(
+                    emitter_id=emitter,
+                    model=model,
+                    seq_start=start,
+                    seq_end=end,
+                    first_time_ns=first,
+                    last_time_ns=last,
+                )
+            )
+
+
+def _update_sdk_drops(connection: sa.Connection, events: Iterable[InferenceEvent]) -> None:
+    totals: dict[tuple[str, int, str], int] = defaultdict(int)
+    for event in events:
+        if event.dropped:
+            minute = event.start_time_ns // 60_000_000_000 * 60
+            for reason, count in event.dropped.items():
+                if count:
+                    totals[(event.model, minute, reason[:100])] += count
+    if not totals:
+        return
+    table = SdkDrops.__table__
+    statement = _dialect_insert(connection, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=["model", "minute_start_s", "reason"],
+        set_={"count": table.c.count + statement.excluded.count},
+    )
+    connection.execute(
+        statement,
+        [
+            {"model": m, "minute_start_s": t, "reason": r, "count": c}
+            for (m, t, r), c in sorted(totals.items())
+        ],
+    )
+
+
+def write_dead_letters(
+    connection: sa.Connection, records: Sequence[DeadLetterRecord], received_at_ns: int
+) -> int:
+    """Insert dead letters (once per Kafka message/event position); return rows added."""
+    if not records:
+        return 0
+    statement = _dialect_insert(connection, DeadLetter.__table__).on_conflict_do_nothing()
+    result = connection.execute(
+        statement,
+        [
+            {
+                "received_at_ns": received_at_ns,
+                "source": r.source,
+                "topic": r.topic,
+                "partition": r.partition,
+                "offset": r.offset,
+                "event_index": r.event_index,
+                "reason": r.reason,
+                "raw": r.raw[:MAX_DEAD_LETTER_BYTES],
+                "raw_size": len(r.raw),
+            }
+            for r in records
+        ],
+    )
+    return max(result.rowcount, 0)
+
+
+def write_events(
+    connection: sa.Connection,
+    inferences: Sequence[InferenceEvent],
+    labels: Sequence[LabelEvent],
+    received_at_ns: int,
+) -> WriteOutcome:
+    """Store events and labels, and the figures derived from the new ones only.
+
+    Must run inside the caller's transaction; the caller commits.
+    """
+    outcome = WriteOutcome()
+    stored_inferences: list[InferenceEvent] = []
+    if inferences:
+        rows = [_event_row(event, received_at_ns) for event in inferences]
+        if connection.dialect.name == "postgresql":
+            inserted = _insert_events_postgresql(connection, rows)
+        else:
+            inserted = _insert_events_sqlite(connection, rows)
+        if len(inserted) == len(inferences):
+            stored_inferences = list(inferences)
+        else:
+            seen: set[str] = set()
+            for event in inferences:
+                # The same id twice in one batch is inserted once: count it once.
+                if event.event_id in inserted and event.event_id not in seen:
+                    seen.add(event.event_id)
+                    stored_inferences.append(event)
+    stored_labels: list[LabelEvent] = []
+    if labels:
+        inserted_labels = _insert_labels(connection, labels, received_at_ns)
+        seen_labels: set[str] = set()
+        for label in labels:
+            if label.event_id in inserted_labels and label.event_id not in seen_labels:
+                seen_labels.add(label.event_id)
+                stored_labels.append(label)
+    outcome.inserted = len(stored_inferences) + len(stored_labels)
+    outcome.duplicates = len(inferences) + len(labels) - outcome.inserted
+    _update_rollups(connection, stored_inferences)
+    _update_sdk_drops(connection, stored_inferences)
+    delivered = [(e.emitter_id, e.seq, e.model, e.start_time_ns) for e in stored_inferences]
+    delivered.extend((lab.emitter_id, lab.seq, lab.model, lab.time_ns) for lab in stored_labels)
+    _update_delivery(connection, delivered)
+    return outcome

@@ -1,0 +1,58 @@
+"""The FastAPI app factory: no globals, collaborators passed in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from inferloop.collector import IngestMetrics, IngestPipeline
+from inferloop.settings import Settings
+from inferloop.store import create_engine_for
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
+
+from . import routes_dead_letters, routes_health, routes_ingest, routes_metrics
+from .lifecycle import enter_workers
+from .state import AppState
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    background: Sequence[Any] = (),
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """Build the server app.
+
+    ``engine`` defaults to one made from ``settings`` (and disposed at shutdown;
+    a passed-in engine belongs to the caller). ``background`` workers are async
+    context managers or objects with ``start()``/``stop()`` (sync or async);
+    they start in order when the app starts and stop in reverse order.
+    The schema must already be migrated (``inferloop.store.migrate.upgrade``).
+    """
+
+    settings.check_safe_for_production()
+    owns_engine = engine is None
+    engine = engine or create_engine_for(settings.resolved_database_url())
+    registry = registry or CollectorRegistry()
+    pipeline = IngestPipeline(engine, metrics=IngestMetrics(registry))
+    state = AppState(settings=settings, engine=engine, registry=registry, pipeline=pipeline)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if owns_engine:
+                stack.callback(engine.dispose)
+            await enter_workers(stack, background)
+            yield
+
+    app = FastAPI(title="Inferloop", lifespan=lifespan)
+    app.state.inferloop = state
+    app.include_router(routes_health.router)
+    app.include_router(routes_ingest.router)
+    app.include_router(routes_metrics.router)
+    app.include_router(routes_dead_letters.router)
+    return app

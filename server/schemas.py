@@ -1,0 +1,71 @@
+"""Request/response bodies of the API, kept apart from the table models."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class IngestAccepted(BaseModel):
+    stored: int = Field(description="Events and labels newly stored.")
+    duplicates: int = Field(description="Events already stored (redelivered); ignored.")
+
+
+class RejectedInput(BaseModel):
+    event_index: int = Field(description="Position in `events`; -1 for the whole body.")
+    reason: str
+
+
+class IngestRejected(BaseModel):
+    detail: str
+    rejected: list[RejectedInput]
+    stored: int = Field(description="Valid events of the same batch that were stored anyway.")
+    duplicates: int
+
+
+class LatencyResponse(BaseModel):
+    model: str
+    version: str | None
+    start_s: int
+    end_s: int
+    count: int
+    errors: int
+    mean_ms: float | None
+    max_ms: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class MinutePointResponse(BaseModel):
+    minute_start_s: int
+    count: int
+    errors: int
+    throughput_per_s: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class CompletenessResponse(BaseModel):
+    model: str
+    start_s: float
+    end_s: float
+    received: int
+    lost: int = Field(description="Events missing from emitters' sequence numbers.")
+    emitted: int
+    received_share: float | None
+    sdk_dropped: dict[str, int] = Field(description="Drops the SDK reported, by reason.")
+    sdk_dropped_total: int
+
+
+class DeadLetterResponse(BaseModel):
+    id: int
+    received_at_ns: int
+    source: str
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    event_index: int
+    reason: str
+    raw_size: int
+    raw_preview: str = Field(description="First bytes of the raw input, decoded leniently.")

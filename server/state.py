@@ -1,0 +1,18 @@
+"""What the app's routes share: settings, the engine, the ingest pipeline, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from inferloop.settings import Settings
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    registry: CollectorRegistry
+    pipeline: Any

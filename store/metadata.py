@@ -1,0 +1,27 @@
+"""The complete table metadata: every module that defines tables, imported once."""
+
+from __future__ import annotations
+
+import importlib
+
+import sqlalchemy as sa
+
+from .base import Base
+
+# Modules that subclass Base. Optional ones belong to other components and may
+# not exist yet in a given checkout.
+_TABLE_MODULES = ("inferloop.store.tables",)
+_OPTIONAL_TABLE_MODULES = ("inferloop.store.analysis",)
+
+
+def metadata() -> sa.MetaData:
+    """Base.metadata after importing every table module (what migrations compare)."""
+    for name in _TABLE_MODULES:
+        importlib.import_module(name)
+    for name in _OPTIONAL_TABLE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+    return Base.metadata

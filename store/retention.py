@@ -1,0 +1,75 @@
+"""Retention: raw events age out, the per-minute rollups (and labels) stay."""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .tables import DeadLetter, Event
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+_DELETE_CHUNK = 10_000
+
+
+def prune_raw_events(engine: Engine, *, older_than_days: float, now_ns: int | None = None) -> int:
+    """Delete events (and dead letters) older than the retention age; return events deleted.
+
+    Deletes in chunks, one short transaction each, so ingest is never blocked long.
+    """
+    cutoff = (now_ns if now_ns is not None else time.time_ns()) - int(older_than_days * NS_PER_DAY)
+    events = Event.__table__
+    deleted = 0
+    while True:
+        oldest = (
+            sa.select(events.c.event_id)
+            .where(events.c.start_time_ns < cutoff)
+            .limit(_DELETE_CHUNK)
+            .scalar_subquery()
+        )
+        with engine.begin() as connection:
+            count = connection.execute(
+                sa.delete(events).where(events.c.event_id.in_(oldest))
+            ).rowcount
+        deleted += count
+        if count < _DELETE_CHUNK:
+            break
+    dead_letters = DeadLetter.__table__
+    with engine.begin() as connection:
+        connection.execute(sa.delete(dead_letters).where(dead_letters.c.received_at_ns < cutoff))
+    return deleted
+
+
+class RetentionWorker:
+    """Background thread pruning raw events periodically (a server ``background`` worker)."""
+
+    def __init__(
+        self, engine: Engine, *, older_than_days: float, interval_s: float = 3600.0
+    ) -> None:
+        import threading
+
+        self.engine = engine
+        self.older_than_days = older_than_days
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inferloop-retention", daemon=True)
+
+    def _run(self) -> None:
+        import logging
+
+        while not self._stop.is_set():
+            try:
+                deleted = prune_raw_events(self.engine, older_than_days=self.older_than_days)
+                if deleted:
+                    logging.getLogger(__name__).info("retention pruned %d raw events", deleted)
+            except Exception:  # keep pruning on the next round; the store may be back
+                logging.getLogger(__name__).exception("retention pass failed")
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
