@@ -1,0 +1,415 @@
+"""The emitter: a bounded queue filled by serving threads, drained by one daemon worker.
+
+The serving thread only appends a tuple (see `_monitor`). Everything else — payload
+extraction, sampling, redaction, serialisation, batching, sending, retrying — happens on
+the worker, which stamps each event with this emitter's id and a contiguous sequence
+number so the platform can count gaps, and reports drops in the next batch it sends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from . import _cuda, _payload
+from ._config import SDKConfig
+from ._ids import EventIdFactory, new_emitter_id
+from ._log import RateLimitedLog
+from ._serialize import dumps
+from ._transports import PermanentTransportError, Transport
+
+SCHEMA_VERSION = 1
+ERROR_MESSAGE_MAX = 1_000
+LABEL = object()  # first item of a label record, instead of a MonitorSpec
+_SEND_FAILED = "send_failed"
+
+
+class _Batch:
+    __slots__ = ("key", "data", "count", "report", "attempts", "first_failure")
+
+    def __init__(self, key: str, data: bytes, count: int, report: dict[str, int]) -> None:
+        self.key = key
+        self.data = data
+        self.count = count
+        self.report = report
+        self.attempts = 0
+        self.first_failure: float | None = None
+
+
+class Emitter:
+    """Owns the queue, the worker thread, the transport and the counters of one process."""
+
+    def __init__(self, config: SDKConfig, transport_factory: Callable[[], Transport]) -> None:
+        self.config = config
+        self._transport_factory = transport_factory
+        self._transport: Transport | None = None
+        self.emitter_id = new_emitter_id()
+        self.prediction_prefix = self.emitter_id[:12]
+        # Hot-path attributes: read by `_monitor` wrappers on every call.
+        self.queue: deque[tuple[Any, ...]] = deque()
+        self.queue_limit = config.queue_size
+        self.wake_at = config.batch_size
+        self.prediction_numbers = itertools.count()
+        self.wake = threading.Event()
+        # perf_counter_ns + offset = Unix ns, so the hot path reads one clock only.
+        self.epoch_offset_ns = time.time_ns() - time.perf_counter_ns()
+        self.cuda_active = _cuda.cuda_in_use()  # refreshed by the worker about once a second
+        self._cuda_checked = time.monotonic()
+
+        self._drop_lock = threading.Lock()
+        self._queue_full = 0  # written under _drop_lock by serving threads
+        self._queue_full_reported = 0
+        self._unreported: dict[str, int] = {}
+        self._event_ids = EventIdFactory()
+        self._seq = 0
+        self._outbox: deque[_Batch] = deque()
+        self._outbox_events = 0
+        self._retry_at = 0.0
+        self._drained = 0
+        self._counts = {"sent": 0, "failed": 0, "retried": 0, "batches": 0, "internal_errors": 0}
+        self._dropped: dict[str, int] = {}
+        self._log = RateLimitedLog()
+        self._random = random.Random()
+        self._redaction = _payload.Redaction(config.redact_fields, config.hash_salt, config.redact)
+        self._idle = threading.Condition()
+        self._idle_generation = 0
+        self._flush_waiters = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="inferloop-sdk-emitter", daemon=True)
+        self._thread.start()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything enqueued before this call is sent (or given up). True if so."""
+        if self._thread is None or not self._thread.is_alive():
+            return not self.queue and not self._outbox
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            self._flush_waiters += 1
+            target = self._idle_generation + 2  # one full idle cycle after this call began
+            try:
+                self.wake.set()
+                while self._idle_generation < target:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._idle.wait(min(remaining, 0.05))
+                    self.wake.set()
+                return True
+            finally:
+                self._flush_waiters -= 1
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Flush, then stop the worker and close the transport. True if all was delivered."""
+        started = time.monotonic()
+        delivered = self.flush(timeout)
+        self._stopping = True
+        self.wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(max(0.0, timeout - (time.monotonic() - started)) + 0.5)
+        return delivered
+
+    # ------------------------------------------------------------------ serving-thread side
+    def drop_queue_full(self) -> None:
+        """Called by the hot path when the queue is at its bound (rare: a lock is fine here)."""
+        with self._drop_lock:
+            self._queue_full += 1
+
+    def enqueue_label(self, prediction_id: str, label: Any, model: str) -> None:
+        if len(self.queue) < self.queue_limit:
+            self.queue.append((LABEL, time.time_ns(), model, prediction_id, label))
+        else:
+            self.drop_queue_full()
+
+    # ------------------------------------------------------------------ stats
+    def stats(self) -> dict[str, Any]:
+        with self._drop_lock:
+            queue_full = self._queue_full
+        dropped = dict(self._dropped)
+        if queue_full:
+            dropped["queue_full"] = queue_full
+        depth = len(self.queue)
+        return {
+            "emitter_id": self.emitter_id,
+            "enqueued": self._drained + depth,
+            "sent": self._counts["sent"],
+            "dropped": dropped,
+            "failed": self._counts["failed"],
+            "retried": self._counts["retried"],
+            "queue_depth": depth,
+            "buffered": self._outbox_events,
+            "batches": self._counts["batches"],
+            "internal_errors": self._counts["internal_errors"],
+        }
+
+    # ------------------------------------------------------------------ worker
+    def _run(self) -> None:
+        while True:
+            try:
+                self._cycle()
+            except Exception as exc:  # noqa: BLE001 - the worker must survive its own bugs
+                self._counts["internal_errors"] += 1
+                self._log.warning("worker", "inferloop SDK worker error: %r", exc)
+                time.sleep(0.05)
+            if self._stopping and ((not self.queue and not self._outbox) or self._retry_at > time.monotonic()):
+                break
+        self._close_transport()
+
+    def _cycle(self) -> None:
+        if time.monotonic() - self._cuda_checked > 1.0:
+            self.cuda_active = _cuda.cuda_in_use()
+            self._cuda_checked = time.monotonic()
+        self._drain(limit=self.config.batch_size * 8)
+        self._send_ready()
+        queue_empty = not self.queue
+        if queue_empty and (not self._outbox or self._retry_at > time.monotonic()):
+            with self._idle:
+                self._idle_generation += 1
+                self._idle.notify_all()
+        if self._stopping:
+            return
+        if len(self.queue) >= self.wake_at:
+            return
+        timeout = self.config.flush_interval_s
+        if self._flush_waiters:
+            timeout = 0.002
+        if self._outbox and self._retry_at > 0:
+            timeout = min(timeout, max(0.001, self._retry_at - time.monotonic()))
+        self.wake.wait(timeout)
+        self.wake.clear()
+
+    def _drain(self, limit: int) -> None:
+        """Turn queued records into serialised batches in the outbox (one model per batch)."""
+        queue = self.queue
+        by_model: dict[str, list[dict[str, Any]]] = {}
+        taken = 0
+        popleft = queue.popleft
+        while taken < limit:
+            try:
+                record = popleft()
+            except IndexError:
+                break
+            taken += 1
+            try:
+                model, event = self._build(record)
+            except Exception as exc:  # noqa: BLE001 - a bad record must not stop the others
+                self._count_drop("internal_error", 1)
+                self._counts["internal_errors"] += 1
+                self._log.warning("build", "inferloop SDK could not build an event: %r", exc)
+                continue
+            events = by_model.get(model)
+            if events is None:
+                by_model[model] = [event]
+            else:
+                events.append(event)
+        self._drained += taken
+        with self._drop_lock:
+            queue_full = self._queue_full
+        if queue_full > self._queue_full_reported:
+            self._unreported["queue_full"] = (
+                self._unreported.get("queue_full", 0) + queue_full - self._queue_full_reported
+            )
+            self._queue_full_reported = queue_full
+        for model, events in by_model.items():
+            self._batch(model, events)
+
+    def _batch(self, model: str, events: list[dict[str, Any]]) -> None:
+        report = self._unreported
+        if report:
+            events[0]["dropped"] = dict(report)
+            self._unreported = {}
+        data = dumps({"schema_version": SCHEMA_VERSION, "emitter_id": self.emitter_id, "events": events})
+        if len(data) > self.config.batch_max_bytes and len(events) > 1:
+            if report:
+                del events[0]["dropped"]
+                self._unreported = report
+            half = len(events) // 2
+            self._batch(model, events[:half])
+            self._batch(model, events[half:])
+            return
+        count = len(events)
+        if self._outbox_events + count > self.config.buffer_events:
+            self._restore_report(report)
+            self._count_drop("buffer_full", count)
+            self._log.warning("buffer", "inferloop SDK buffer full: dropping %d events", count)
+            return
+        self._outbox.append(_Batch(model, data, count, report))
+        self._outbox_events += count
+
+    def _send_ready(self) -> None:
+        outbox = self._outbox
+        while outbox:
+            now = time.monotonic()
+            if now < self._retry_at:
+                return
+            batch = outbox[0]
+            try:
+                if self._transport is None:
+                    self._transport = self._transport_factory()
+                self._transport.send(batch.data, key=batch.key)
+            except PermanentTransportError as exc:
+                self._give_up(batch, f"refused: {exc}")
+            except Exception as exc:  # noqa: BLE001 - any transport failure is retried
+                self._counts["retried"] += 1
+                batch.attempts += 1
+                if batch.first_failure is None:
+                    batch.first_failure = now
+                if now - batch.first_failure > self.config.retry_timeout_s:
+                    self._give_up(batch, f"gave up after {batch.attempts} attempts: {exc!r}")
+                    continue
+                backoff = min(
+                    self.config.retry_backoff_max_s,
+                    self.config.retry_backoff_s * (2 ** min(batch.attempts - 1, 16)),
+                )
+                self._retry_at = time.monotonic() + backoff * (0.5 + self._random.random() / 2)
+                self._log.warning("send", "inferloop SDK send failed, will retry: %r", exc)
+                return
+            else:
+                outbox.popleft()
+                self._outbox_events -= batch.count
+                self._counts["sent"] += batch.count
+                self._counts["batches"] += 1
+                self._retry_at = 0.0
+                # Keep draining between sends so that serving threads never find a full queue
+                # just because the outbox is long.
+                if len(self.queue) >= self.wake_at:
+                    self._drain(limit=self.config.batch_size * 8)
+
+    def _give_up(self, batch: _Batch, why: str) -> None:
+        self._outbox.popleft()
+        self._outbox_events -= batch.count
+        self._counts["failed"] += batch.count
+        self._restore_report(batch.report)
+        self._unreported[_SEND_FAILED] = self._unreported.get(_SEND_FAILED, 0) + batch.count
+        self._log.warning("failed", "inferloop SDK dropped a batch of %d events: %s", batch.count, why)
+
+    def _restore_report(self, report: dict[str, int]) -> None:
+        for reason, count in report.items():
+            self._unreported[reason] = self._unreported.get(reason, 0) + count
+
+    def _count_drop(self, reason: str, count: int) -> None:
+        self._dropped[reason] = self._dropped.get(reason, 0) + count
+        self._unreported[reason] = self._unreported.get(reason, 0) + count
+
+    def _close_transport(self) -> None:
+        close = getattr(self._transport, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001
+                self._log.warning("close", "inferloop SDK transport close failed: %r", exc)
+
+    # ------------------------------------------------------------------ events
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq = seq + 1
+        return seq
+
+    def _build(self, record: tuple[Any, ...]) -> tuple[str, dict[str, Any]]:
+        if record[0] is LABEL:
+            _, time_ns, model, prediction_id, label = record
+            seq = self._next_seq()
+            return model, {
+                "schema_version": SCHEMA_VERSION,
+                "kind": "label",
+                "event_id": self._event_ids.make(time_ns, seq),
+                "emitter_id": self.emitter_id,
+                "seq": seq,
+                "prediction_id": prediction_id,
+                "model": model,
+                "label": label,
+                "time_ns": time_ns,
+            }
+        spec, started, latency, error, args, kwargs, result, prediction, extra = record
+        start_ns = started + self.epoch_offset_ns
+        config = self.config
+        sampled = config.sample_rate >= 1.0 or self._random.random() < config.sample_rate
+        inputs_value = spec.inputs_of(args, kwargs)
+        tags = spec.tags
+        device = spec.device
+        size = None
+        device_time = None
+        if extra is not None:
+            if extra.inputs is not _payload.UNSET:
+                inputs_value = extra.inputs
+            if extra.outputs is not _payload.UNSET:
+                result = extra.outputs
+            if extra.tags:
+                tags = {**tags, **extra.tags}
+            size = extra.batch_size
+            device = extra.device or device
+            if extra.cuda is not None:
+                device_time = _cuda_elapsed_ns(extra.cuda)
+        if size is None:
+            size = spec.batch_size_of(args, kwargs, inputs_value)
+        if device is None:
+            device = _payload.device_of(inputs_value) or _payload.device_of(result) or "cpu"
+        inputs = outputs = None
+        if sampled:
+            inputs = self._payload(inputs_value, spec.capture_inputs)
+            if error is None:
+                outputs = self._payload(result, spec.capture_outputs)
+        seq = self._next_seq()
+        if isinstance(prediction, int):
+            prediction = f"{self.prediction_prefix}-{prediction:x}"
+        return spec.model, {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "inference",
+            "event_id": self._event_ids.make(start_ns, seq),
+            "emitter_id": self.emitter_id,
+            "seq": seq,
+            "model": spec.model,
+            "version": spec.version,
+            "environment": spec.environment or config.environment,
+            "start_time_ns": start_ns,
+            "latency_ns": latency,
+            "device_time_ns": device_time,
+            "status": "ok" if error is None else "error",
+            "error_type": None if error is None else type(error).__name__,
+            "error_message": None if error is None else _error_message(error),
+            "batch_size": size,
+            "device": device,
+            "inputs": inputs,
+            "outputs": outputs,
+            "prediction_id": str(prediction),
+            "tags": tags,
+        }
+
+    def _payload(self, value: Any, capture: bool) -> dict[str, Any] | None:
+        if not capture or value is None:
+            return None
+        try:
+            payload = _payload.extract(value, self.config.max_rows)
+            if self._redaction.active:
+                payload = self._redaction.apply(payload)
+            return _payload.cap_size(payload, self.config.payload_max_bytes, dumps)
+        except Exception as exc:  # noqa: BLE001 - an odd payload loses its payload, not its event
+            self._counts["internal_errors"] += 1
+            self._log.warning("payload", "inferloop SDK could not summarise a payload: %r", exc)
+            return None
+
+
+def _error_message(error: BaseException) -> str:
+    try:
+        message = str(error)
+    except Exception:  # noqa: BLE001
+        message = f"<unprintable {type(error).__name__}>"
+    return message[:ERROR_MESSAGE_MAX]
+
+
+def _cuda_elapsed_ns(events: tuple[Any, Any]) -> int | None:
+    """Device time between two CUDA events, resolved here on the worker (never on the caller)."""
+    start, end = events
+    try:
+        end.synchronize()  # waits for the device on the worker thread only
+        return int(start.elapsed_time(end) * 1_000_000)
+    except Exception:  # noqa: BLE001 - a lost context must not lose the event
+        return None

@@ -1,0 +1,75 @@
+"""JSON encoding of batches: orjson or msgspec when installed, the standard library otherwise.
+
+Only the worker thread serialises, so the choice never touches the serving path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+
+def _default(value: Any) -> Any:
+    """Make what the fast encoders refuse JSON-able instead of failing the whole batch."""
+    item = getattr(value, "item", None)  # numpy / torch scalars
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _stdlib_dumps(value: Any) -> bytes:
+    return json.dumps(
+        _finite(value), default=_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def _finite(value: Any) -> Any:
+    """The standard encoder writes NaN, which is not JSON; orjson writes null. Match orjson."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _choose_encoder() -> tuple[str, Callable[[Any], bytes]]:
+    try:
+        import orjson
+
+        option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+        def orjson_dumps(value: Any) -> bytes:
+            return orjson.dumps(value, default=_default, option=option)
+
+        return "orjson", orjson_dumps
+    except ImportError:
+        pass
+    try:
+        import msgspec
+
+        encoder = msgspec.json.Encoder(enc_hook=_default)
+        return "msgspec", encoder.encode
+    except ImportError:
+        return "json", _stdlib_dumps
+
+
+ENCODER_NAME, dumps = _choose_encoder()
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode a batch (used by the in-memory transport and tests)."""
+    return json.loads(data)
