@@ -25,6 +25,8 @@ from .writer import DeadLetterRecord
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_POLL_RECORDS = 200
+MAX_DEAD_LETTER_TOPIC_BYTES = 512 * 1024
+"""Raw bytes republished per dead letter (brokers refuse ~1 MB+ messages by default)."""
 REPORT_INTERVAL_S = 10.0
 _RETRY_DELAY_S = 1.0
 
@@ -50,7 +52,11 @@ class DeadLetterTopic:
                         f"{record.topic}/{record.partition}/{record.offset}".encode(),
                     )
                 )
-            self.producer.send(self.topic, value=record.raw, headers=headers)
+            raw = record.raw
+            if len(raw) > MAX_DEAD_LETTER_TOPIC_BYTES:
+                headers.append(("inferloop.truncated_from", str(len(raw)).encode()))
+                raw = raw[:MAX_DEAD_LETTER_TOPIC_BYTES]
+            self.producer.send(self.topic, value=raw, headers=headers)
         # Published before the store commits: a crash afterwards republishes (at-least-once).
         self.producer.flush()
 
@@ -106,6 +112,7 @@ def run_collector(
     metrics: IngestMetrics | None = None,
     max_poll_records: int = DEFAULT_MAX_POLL_RECORDS,
     client_id: str | None = None,
+    session_timeout_ms: int = 10_000,
 ) -> None:
     """Consume ``settings.kafka_topic`` as a member of ``settings.kafka_group_id`` until stopped.
 
@@ -130,6 +137,8 @@ def run_collector(
         max_poll_records=max_poll_records,
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(session_timeout_ms // 4, 500),
     )
     pipeline = IngestPipeline(
         engine,

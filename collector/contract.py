@@ -115,7 +115,7 @@ def _payload_problem(event: AnyEvent) -> str | None:
             raw = getattr(event, name)
             if len(raw) > MAX_PAYLOAD_BYTES:
                 return f"`{name}` is {len(raw)} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
-            head = bytes(raw[:1])
+            head = memoryview(raw)[:1].tobytes()
             if head not in (b"{", b"n"):
                 return f"`{name}` must be an object or null"
     elif len(event.label) > MAX_PAYLOAD_BYTES:

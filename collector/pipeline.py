@@ -47,10 +47,18 @@ class IngestResult:
     seconds: float = 0.0
 
 
-# Errors that say "this data cannot be stored", as opposed to "the database is
-# unreachable" (OperationalError/InterfaceError), which must fail the batch so
-# it is retried rather than dead-lettered.
-_DATA_ERRORS = (sa.exc.DataError, sa.exc.IntegrityError, sa.exc.ProgrammingError)
+def _is_data_error(error: BaseException) -> bool:
+    """True for "this data cannot be stored" (DB-API DataError, IntegrityError, ...).
+
+    False for "the database is unreachable or busy" (OperationalError,
+    InterfaceError), which must fail the batch so it is retried, not dead-lettered.
+    Errors of the raw driver (COPY, RETURNING paths) are recognised too.
+    """
+    original = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+    names = {cls.__name__ for cls in type(original).__mro__}
+    if names & {"OperationalError", "InterfaceError"}:
+        return False
+    return bool(names & {"DataError", "IntegrityError", "ProgrammingError", "NotSupportedError"})
 
 
 class IngestPipeline:
@@ -122,8 +130,10 @@ class IngestPipeline:
         try:
             with connection.begin_nested():
                 return write_events(connection, inferences, labels, received_at_ns)
-        except _DATA_ERRORS as error:
-            logger.warning("batch refused by the store (%s); retrying event by event", error.orig)
+        except Exception as error:
+            if not _is_data_error(error):
+                raise
+            logger.warning("batch refused by the store (%s); retrying event by event", error)
         # Safety net: the database refused something the contract let through
         # (e.g. a NUL character PostgreSQL text cannot hold). Store the rest.
         total = WriteOutcome()
@@ -139,8 +149,11 @@ class IngestPipeline:
                             [event] if isinstance(event, LabelEvent) else [],
                             received_at_ns,
                         )
-                except _DATA_ERRORS as error:
-                    reason = f"store rejected the event: {str(error.orig).splitlines()[0]}"
+                except Exception as error:
+                    if not _is_data_error(error):
+                        raise
+                    original = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+                    reason = f"store rejected the event: {str(original).splitlines()[0]}"
                     rejection = Rejection(reason, msgspec.json.encode(event), index)
                     self._reject(result, message, rejection, source)
                     continue

@@ -1,0 +1,98 @@
+"""The shared ingest pipeline against both databases: idempotency, rollups, dead letters."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from inferloop.collector import IngestPipeline, InputMessage
+from inferloop.store import create_engine_for, upgrade
+from ingest_events import EventFactory
+
+
+@pytest.fixture
+def engine(database_url: str):
+    upgrade(database_url)
+    engine = create_engine_for(database_url)
+    yield engine
+    engine.dispose()
+
+
+def _count(engine, table: str) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(sa.text(f"SELECT count(*) FROM {table}"))
+
+
+def test_redelivered_batch_is_stored_once_and_rollups_do_not_double_count(engine):
+    factory = EventFactory()
+    events = [factory.inference() for _ in range(50)]
+    message = InputMessage(factory.batch_bytes(events), "t", 0, 7)
+    pipeline = IngestPipeline(engine)
+
+    first = pipeline.ingest([message], source="kafka")
+    again = pipeline.ingest([message, message], source="kafka")
+
+    assert (first.stored, first.duplicates) == (50, 0)
+    assert (again.stored, again.duplicates) == (0, 100)
+    assert _count(engine, "events") == 50
+    with engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT sum(count) FROM minute_rollups")) == 50
+        ranges = connection.execute(sa.text("SELECT seq_start, seq_end FROM delivery_ranges")).all()
+    assert [tuple(r) for r in ranges] == [(0, 49)]
+
+
+def test_invalid_events_are_dead_lettered_while_their_neighbours_are_stored(engine):
+    factory = EventFactory()
+    good_before, good_after = factory.inference(), factory.inference()
+    bad = factory.inference(latency_ns="slow")
+    message = InputMessage(factory.batch_bytes([good_before, bad, good_after]), "t", 0, 1)
+
+    result = IngestPipeline(engine).ingest([message], source="kafka")
+
+    assert result.stored == 2
+    assert [r.event_index for r in result.rejections] == [1]
+    assert "latency_ns" in result.rejections[0].reason
+    with engine.connect() as connection:
+        row = connection.execute(sa.text("SELECT event_index, reason, raw FROM dead_letters")).one()
+    assert row.event_index == 1
+    assert orjson.loads(row.raw)["event_id"] == bad["event_id"]
+
+
+def test_labels_are_stored_and_joined_by_prediction_id(engine):
+    factory = EventFactory()
+    prediction = factory.inference()
+    label = factory.label(prediction["prediction_id"], label={"fraud": True})
+    IngestPipeline(engine).ingest(
+        [InputMessage(factory.batch_bytes([prediction, label]))], source="http"
+    )
+    with engine.connect() as connection:
+        joined = (
+            connection.execute(
+                sa.text(
+                    "SELECT e.event_id FROM events e JOIN labels l"
+                    " ON l.prediction_id = e.prediction_id"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert joined == [prediction["event_id"]]
+
+
+def test_text_the_database_cannot_hold_is_dead_lettered_not_retried_forever(engine):
+    factory = EventFactory()
+    ok = factory.inference()
+    nul = factory.inference(error_message="bad\u0000byte", status="error", error_type="X")
+    result = IngestPipeline(engine).ingest(
+        [InputMessage(factory.batch_bytes([ok, nul]), "t", 0, 3)], source="kafka"
+    )
+    stored_ids = set()
+    with engine.connect() as connection:
+        stored_ids = set(connection.execute(sa.text("SELECT event_id FROM events")).scalars())
+    assert ok["event_id"] in stored_ids
+    # SQLite stores the NUL; PostgreSQL refuses it and the event becomes a dead letter.
+    if engine.dialect.name == "postgresql":
+        assert nul["event_id"] not in stored_ids
+        assert [r.event_index for r in result.rejections] == [1]
+    else:
+        assert nul["event_id"] in stored_ids
