@@ -158,12 +158,16 @@ def test_kill_9_mid_stream_then_restart_stores_every_event_exactly_once(
 def _group_assignment(bootstrap: str, group: str) -> list[set[int]]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        (description,) = admin.describe_consumer_groups([group])
-        if description.state != "Stable":
+        description = admin.describe_groups([group])[group]
+        if description["group_state"] != "Stable":
             return []
         return [
-            {p for _, partitions in member.member_assignment.assignment for p in partitions}
-            for member in description.members
+            {
+                partition
+                for assigned in member["member_assignment"]["assigned_partitions"]
+                for partition in assigned["partitions"]
+            }
+            for member in description["members"]
         ]
     finally:
         admin.close()
