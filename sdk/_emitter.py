@@ -169,8 +169,7 @@ class Emitter:
             self._cuda_checked = time.monotonic()
         self._drain(limit=self.config.batch_size * 8)
         self._send_ready()
-        queue_empty = not self.queue
-        if queue_empty and (not self._outbox or self._retry_at > time.monotonic()):
+        if not self.queue and not self._outbox:
             with self._idle:
                 self._idle_generation += 1
                 self._idle.notify_all()
@@ -218,8 +217,10 @@ class Emitter:
                 self._unreported.get("queue_full", 0) + queue_full - self._queue_full_reported
             )
             self._queue_full_reported = queue_full
+        size = self.config.batch_size
         for model, events in by_model.items():
-            self._batch(model, events)
+            for start in range(0, len(events), size):
+                self._batch(model, events[start : start + size])
 
     def _batch(self, model: str, events: list[dict[str, Any]]) -> None:
         report = self._unreported

@@ -30,17 +30,24 @@ UNSET: Any = _Unset()
 _extractors: list[tuple[Callable[[Any], bool], Extractor]] = []
 
 
-def register_extractor(match: type | Callable[[Any], bool], extractor: Extractor) -> None:
+def register_extractor(match: type | Callable[[Any], bool], extractor: Extractor) -> Callable[[], None]:
     """Teach the SDK a payload type: `extractor(value, max_rows) -> payload | None`.
 
     `match` is a type (isinstance test) or a predicate. Registered extractors are tried
-    before the built-in ones, newest first.
+    before the built-in ones, newest first. Returns a function that unregisters it.
     """
     if isinstance(match, type):
         kind = match
-        _extractors.insert(0, (lambda value: isinstance(value, kind), extractor))
+        entry = (lambda value: isinstance(value, kind), extractor)
     else:
-        _extractors.insert(0, (match, extractor))
+        entry = (match, extractor)
+    _extractors.insert(0, entry)
+
+    def unregister() -> None:
+        if entry in _extractors:
+            _extractors.remove(entry)
+
+    return unregister
 
 
 def is_scalar(value: Any) -> bool:
