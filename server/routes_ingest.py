@@ -28,20 +28,18 @@ async def post_events(request: Request, state: StateDep):
     limit = state.pipeline.max_message_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body is larger than {limit} bytes"
-        )
+        raise HTTPException(413, f"body is larger than {limit} bytes")
     body = await request.body()
     result = await run_in_threadpool(state.pipeline.ingest, [InputMessage(body)], source="http")
     if not result.rejections:
         return IngestAccepted(stored=result.stored, duplicates=result.duplicates)
     whole = [r for r in result.rejections if r.event_index == -1]
     if whole and whole[0].reason.startswith("message is "):
-        code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        code = 413
     elif whole and whole[0].undecodable:
         code = status.HTTP_400_BAD_REQUEST
     else:
-        code = status.HTTP_422_UNPROCESSABLE_ENTITY
+        code = 422
     rejected = [
         RejectedInput(event_index=r.event_index, reason=r.reason) for r in result.rejections
     ]

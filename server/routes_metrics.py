@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query
 from inferloop.store.queries import completeness, latency_summary, minute_series
 
 from .deps import ApiKeyDep, EngineDep
@@ -21,7 +21,7 @@ def _range(start_s: float | None, end_s: float | None) -> tuple[float, float]:
     end = end_s if end_s is not None else time.time()
     start = start_s if start_s is not None else end - 3600
     if start >= end:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "start_s must be before end_s")
+        raise HTTPException(422, "start_s must be before end_s")
     return start, end
 
 

@@ -1,0 +1,188 @@
+"""The server under uvicorn in a thread on a free loopback port, with a real database."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import inferloop.server
+import orjson
+import pytest
+import uvicorn
+from inferloop.server import create_app
+from inferloop.settings import Settings
+from inferloop.store import upgrade
+from ingest_events import MINUTE_NS, EventFactory
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Worker:
+    def __init__(self, name: str, journal: list[str]) -> None:
+        self.name, self.journal = name, journal
+
+    def start(self) -> None:
+        self.journal.append(f"start {self.name}")
+
+    def stop(self) -> None:
+        self.journal.append(f"stop {self.name}")
+
+
+def _serve(app) -> Iterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+@pytest.fixture
+def journal() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def base_url(database_url: str, journal: list[str]) -> Iterator[str]:
+    upgrade(database_url)
+    app = create_app(
+        Settings(database_url=database_url),
+        background=[_Worker("first", journal), _Worker("second", journal)],
+    )
+    yield from _serve(app)
+
+
+def test_healthz_answers_and_background_workers_start_in_order(base_url, journal):
+    assert httpx.get(f"{base_url}/healthz").json() == {"status": "ok"}
+    assert journal == ["start first", "start second"]
+
+
+def test_valid_batch_is_stored_and_a_resend_is_reported_as_duplicates(base_url):
+    factory = EventFactory()
+    body = factory.batch_bytes([factory.inference() for _ in range(20)])
+    first = httpx.post(f"{base_url}/v1/events", content=body)
+    again = httpx.post(f"{base_url}/v1/events", content=body)
+    assert first.status_code == 200 and first.json() == {"stored": 20, "duplicates": 0}
+    assert again.json() == {"stored": 0, "duplicates": 20}
+
+
+def test_invalid_event_gets_422_naming_field_while_valid_ones_are_stored(base_url):
+    factory = EventFactory()
+    body = factory.batch_bytes([factory.inference(), factory.inference(status="maybe")])
+    response = httpx.post(f"{base_url}/v1/events", content=body)
+    assert response.status_code == 422
+    payload = response.json()
+    assert payload["stored"] == 1
+    assert payload["rejected"][0]["event_index"] == 1
+    assert "status" in payload["rejected"][0]["reason"]
+    assert "$.events[1]" in payload["detail"]
+    letters = httpx.get(f"{base_url}/v1/dead-letters").json()
+    assert letters[0]["source"] == "http" and letters[0]["event_index"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b'{"schema_version": 1, "emitter_id": "e", "events": [', 400, "truncated"),
+        (b'{"schema_version": 1, "emitter_id": "\xff", "events": []}', 400, "UTF-8"),
+        (
+            orjson.dumps({"schema_version": 2, "emitter_id": "e", "events": []}),
+            422,
+            "schema_version",
+        ),
+        (orjson.dumps({"schema_version": 1, "emitter_id": "e"}), 422, "events"),
+    ],
+    ids=["truncated", "not-utf8", "wrong-schema-version", "missing-events"],
+)
+def test_invalid_batches_get_a_4xx_that_names_the_problem(base_url, body, status, words):
+    response = httpx.post(f"{base_url}/v1/events", content=body)
+    assert response.status_code == status
+    assert words in response.json()["detail"]
+
+
+def test_huge_payload_event_is_refused_by_size(base_url):
+    factory = EventFactory()
+    huge = factory.inference(outputs={"rows": [{"blob": "y" * 300_000}]})
+    response = httpx.post(f"{base_url}/v1/events", content=factory.batch_bytes([huge]))
+    assert response.status_code == 422
+    assert "`outputs` is" in response.json()["detail"]
+
+
+def test_latency_and_completeness_endpoints_read_the_rollups(base_url):
+    factory = EventFactory(model="api-model")
+    events = [factory.inference(latency_ns=10_000_000) for _ in range(30)]
+    factory.skip(10)
+    events += [factory.inference(latency_ns=20_000_000) for _ in range(30)]
+    httpx.post(f"{base_url}/v1/events", content=factory.batch_bytes(events)).raise_for_status()
+    start_s = factory.base_time_ns / 1e9
+    params = {"start_s": start_s, "end_s": start_s + MINUTE_NS / 1e9}
+
+    latency = httpx.get(f"{base_url}/v1/models/api-model/latency", params=params).json()
+    complete = httpx.get(f"{base_url}/v1/models/api-model/completeness", params=params).json()
+
+    assert latency["count"] == 60
+    assert latency["p50_ms"] == pytest.approx(10.0, rel=0.01)
+    assert latency["p99_ms"] == pytest.approx(20.0, rel=0.01)
+    assert (complete["received"], complete["lost"], complete["emitted"]) == (60, 10, 70)
+    assert complete["received_share"] == pytest.approx(60 / 70)
+
+
+def test_metrics_endpoint_exposes_ingest_counters(base_url):
+    factory = EventFactory()
+    httpx.post(f"{base_url}/v1/events", content=factory.batch_bytes([factory.inference()]))
+    httpx.post(f"{base_url}/v1/events", content=b"nope")
+    text = httpx.get(f"{base_url}/metrics").text
+    assert 'inferloop_ingest_events_total{outcome="stored",source="http"} 1.0' in text
+    assert 'inferloop_ingest_dead_letters_total{source="http"} 1.0' in text
+    assert "inferloop_ingest_batch_seconds_bucket" in text
+
+
+def test_api_key_is_required_when_configured(tmp_path):
+    url = f"sqlite:///{tmp_path / 'keyed.db'}"
+    upgrade(url)
+    app = create_app(Settings(database_url=url, api_key="s3cret"))
+    for base in _serve(app):
+        factory = EventFactory()
+        body = factory.batch_bytes([factory.inference()])
+        refused = httpx.post(f"{base}/v1/events", content=body)
+        wrong = httpx.post(
+            f"{base}/v1/events", content=body, headers={"Authorization": "Bearer nope"}
+        )
+        allowed = httpx.post(
+            f"{base}/v1/events", content=body, headers={"Authorization": "Bearer s3cret"}
+        )
+        assert (refused.status_code, wrong.status_code, allowed.status_code) == (401, 401, 200)
+        assert httpx.get(f"{base}/healthz").status_code == 200
+
+
+def test_workers_stop_in_reverse_order_when_the_app_stops(tmp_path):
+    url = f"sqlite:///{tmp_path / 'lifecycle.db'}"
+    upgrade(url)
+    journal: list[str] = []
+    app = create_app(
+        Settings(database_url=url), background=[_Worker("a", journal), _Worker("b", journal)]
+    )
+    for _ in _serve(app):
+        pass
+    assert journal == ["start a", "start b", "stop b", "stop a"]
+
+
+def test_exported_names_exist():
+    for name in inferloop.server.__all__:
+        assert hasattr(inferloop.server, name)
