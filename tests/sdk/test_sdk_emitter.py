@@ -120,6 +120,7 @@ def test_buffer_bound_drops_and_counts_while_transport_down() -> None:
     assert not flush(0.3)  # nothing can be delivered while the receiver is down
     wait_until(lambda: stats()["queue_depth"] == 0)
     transport.failures = 0  # the receiver recovers
+    assert flush(5)
     predict(200)  # one event after the outage makes every gap visible
     assert flush(5)
     current = stats()
