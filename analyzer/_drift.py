@@ -38,7 +38,7 @@ class DriftOptions:
     per_column_test: Mapping[str, str] = field(default_factory=dict)
     per_column_threshold: Mapping[str, float] = field(default_factory=dict)
     min_effect: float = 0.1
-    family_alpha: float = 0.05
+    family_alpha: float = 0.001
 
     def __post_init__(self) -> None:
         if self.mode not in ("calibrated", "evidently"):

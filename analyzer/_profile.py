@@ -57,7 +57,7 @@ def samples_from_frame(
             pl.col(c).cast(pl.Float64).sort(nulls_last=True) for c in numerical
         )
         for name in numerical:
-            samples[name] = ColumnSample.from_sorted(_finite_slice(ordered[name]))
+            samples[name] = ColumnSample.from_sorted(_finite_slice(ordered[name]), len(frame))
     for name, kind in kinds.items():
         if ColumnKind(kind) is ColumnKind.CATEGORICAL:
             samples[name] = ColumnSample(frame[name], ColumnKind.CATEGORICAL)

@@ -28,17 +28,20 @@ class ColumnSample:
 
     def __init__(self, values: Any, kind: ColumnKind | str) -> None:
         self.kind = ColumnKind(kind)
+        self.total = len(values)
+        """Rows before cleaning: `total - n` values were missing or not finite."""
         if self.kind is ColumnKind.NUMERICAL:
             self._values: np.ndarray | pl.Series = _finite_floats(values)
         else:
             self._values = _labels(values)
 
     @classmethod
-    def from_sorted(cls, ordered: np.ndarray) -> ColumnSample:
+    def from_sorted(cls, ordered: np.ndarray, total: int | None = None) -> ColumnSample:
         """A numerical sample from values already cleaned and sorted (bulk path)."""
         sample = cls.__new__(cls)
         sample.kind = ColumnKind.NUMERICAL
         sample._values = ordered
+        sample.total = len(ordered) if total is None else total
         sample.__dict__["sorted"] = ordered
         return sample
 
