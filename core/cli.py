@@ -73,6 +73,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     return run_embedded(settings, stop_event=_stop_on_signals())
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`make run`: the platform plus a monitored model, a bad release, labels and findings."""
+    from inferloop.demo import main_demo
+
+    settings = _settings(args)
+    return main_demo(
+        settings, requests=args.requests, keep_serving=not args.exit, stop_event=_stop_on_signals()
+    )
+
+
 def cmd_collector(args: argparse.Namespace) -> int:
     from inferloop.collector import run_collector
 
@@ -156,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="listen address (env INFERLOOP_HOST, default 127.0.0.1)")
     up.add_argument("--port", type=int, help="listen port (env INFERLOOP_PORT, default 8765)")
     up.set_defaults(handler=cmd_up)
+
+    demo = commands.add_parser(
+        "demo", help="the whole loop on one machine: platform, monitored model, bad release, findings"
+    )
+    demo.add_argument("--data-dir", type=Path, help="data directory (env INFERLOOP_DATA_DIR)")
+    demo.add_argument("--host", help="listen address (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, help="listen port (default 8765; 0 picks a free one)")
+    demo.add_argument("--requests", type=int, default=1500, help="requests per model version")
+    demo.add_argument("--exit", action="store_true", help="exit when done instead of serving on")
+    demo.set_defaults(handler=cmd_demo)
 
     db = commands.add_parser("db", help="manage the store's schema (Alembic migrations)")
     db_actions = db.add_subparsers(dest="db_action", required=True, metavar="ACTION")

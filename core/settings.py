@@ -39,7 +39,9 @@ class Settings(BaseSettings):
         default="inferloop-collector", description="Consumer group shared by collectors."
     )
     host: str = Field(default="127.0.0.1", description="Address the server listens on.")
-    port: int = Field(default=8765, ge=1, le=65535, description="Port the server listens on.")
+    port: int = Field(
+        default=8765, ge=0, le=65535, description="Port the server listens on; 0 picks a free one."
+    )
     api_key: str | None = Field(
         default=None, description="If set, ingest and API calls must send it as a bearer token."
     )

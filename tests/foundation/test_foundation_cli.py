@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from inferloop.cli import main
 
 INFERLOOP = [sys.executable, "-m", "inferloop.cli"]

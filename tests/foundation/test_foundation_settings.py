@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
-
 from inferloop.settings import Settings
+from pydantic import ValidationError
 
 
 def test_default_store_is_a_sqlite_file_in_the_data_dir(tmp_path) -> None:
