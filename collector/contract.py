@@ -103,43 +103,107 @@ class Validated:
     inferences: list[InferenceEvent] = field(default_factory=list)
     labels: list[LabelEvent] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    inference_rows: list[tuple] = field(default_factory=list)
+    """One ``events`` row per kept inference, columns in EVENT_COLUMNS order."""
     inference_positions: list[int] = field(default_factory=list)
     label_positions: list[int] = field(default_factory=list)
     """Index in the batch of each kept event, for dead letters raised later by the store."""
 
 
-def _payload_problem(event: AnyEvent) -> str | None:
-    # Raw fields must be JSON objects or null per the contract, and bounded in size.
-    if isinstance(event, InferenceEvent):
-        for name in ("inputs", "outputs"):
-            raw = getattr(event, name)
-            if len(raw) > MAX_PAYLOAD_BYTES:
-                return f"`{name}` is {len(raw)} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
-            head = memoryview(raw)[:1].tobytes()
-            if head not in (b"{", b"n"):
-                return f"`{name}` must be an object or null"
-    elif len(event.label) > MAX_PAYLOAD_BYTES:
-        return f"`label` is {len(event.label)} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
-    return None
+EVENT_COLUMNS = (
+    "event_id",
+    "emitter_id",
+    "seq",
+    "model",
+    "version",
+    "environment",
+    "start_time_ns",
+    "latency_ns",
+    "device_time_ns",
+    "status",
+    "error_type",
+    "error_message",
+    "batch_size",
+    "device",
+    "inputs",
+    "outputs",
+    "prediction_id",
+    "tags",
+    "received_at_ns",
+)
+"""Column order of the rows built for the ``events`` table (see ``Validated.inference_rows``)."""
+
+_OBJECT_OR_NULL = frozenset(b"{n")
+_encode = msgspec.json.encode
 
 
 def _split(
-    events: list[AnyEvent], into: Validated, raws: list[bytes] | None, positions: list[int]
+    events: list[AnyEvent],
+    into: Validated,
+    raws: list[bytes] | None,
+    positions: list[int],
+    received_at_ns: int,
 ) -> None:
+    """Check what msgspec types cannot express, and build each inference's table row.
+
+    One pass per event: this loop is the per-event Python cost of ingest.
+    """
+    limit = MAX_PAYLOAD_BYTES
+    rows = into.inference_rows
     for position, (index, event) in enumerate(zip(positions, events, strict=True)):
-        problem = _payload_problem(event)
-        if problem is not None:
-            raw = raws[position] if raws is not None else msgspec.json.encode(event)
-            into.rejections.append(Rejection(f"{problem} - at `$.events[{index}]`", raw, index))
-        elif isinstance(event, InferenceEvent):
-            into.inferences.append(event)
-            into.inference_positions.append(index)
+        problem = None
+        if type(event) is InferenceEvent:
+            inputs = bytes(event.inputs)
+            outputs = bytes(event.outputs)
+            if inputs[0] not in _OBJECT_OR_NULL:
+                problem = "`inputs` must be an object or null"
+            elif outputs[0] not in _OBJECT_OR_NULL:
+                problem = "`outputs` must be an object or null"
+            elif len(inputs) > limit or len(outputs) > limit:
+                name, size = (
+                    ("inputs", len(inputs)) if len(inputs) > limit else ("outputs", len(outputs))
+                )
+                problem = f"`{name}` is {size} bytes, more than the {limit} allowed"
+            else:
+                into.inferences.append(event)
+                into.inference_positions.append(index)
+                rows.append(
+                    (
+                        event.event_id,
+                        event.emitter_id,
+                        event.seq,
+                        event.model,
+                        event.version,
+                        event.environment,
+                        event.start_time_ns,
+                        event.latency_ns,
+                        event.device_time_ns,
+                        event.status,
+                        event.error_type,
+                        event.error_message,
+                        event.batch_size,
+                        event.device,
+                        None if inputs == b"null" else inputs.decode(),
+                        None if outputs == b"null" else outputs.decode(),
+                        event.prediction_id,
+                        _encode(event.tags).decode(),
+                        received_at_ns,
+                    )
+                )
+                continue
+        elif len(event.label) > limit:
+            problem = f"`label` is {len(event.label)} bytes, more than the {limit} allowed"
         else:
             into.labels.append(event)
             into.label_positions.append(index)
+            continue
+        raw = raws[position] if raws is not None else _encode(event)
+        into.rejections.append(Rejection(f"{problem} - at `$.events[{index}]`", raw, index))
 
 
-def validate_batch(raw: bytes, *, max_bytes: int | None = None) -> Validated:
+def validate_batch(
+    raw: bytes, *, max_bytes: int | None = None, received_at_ns: int = 0
+) -> Validated:
     """Decode and validate one batch message; never raises on bad input."""
     result = Validated()
     if max_bytes is not None and len(raw) > max_bytes:
@@ -150,12 +214,12 @@ def validate_batch(raw: bytes, *, max_bytes: int | None = None) -> Validated:
     try:
         batch = _batch_decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-        return _validate_slowly(raw)
-    _split(batch.events, result, None, list(range(len(batch.events))))
+        return _validate_slowly(raw, received_at_ns)
+    _split(batch.events, result, None, list(range(len(batch.events))), received_at_ns)
     return result
 
 
-def _validate_slowly(raw: bytes) -> Validated:
+def _validate_slowly(raw: bytes, received_at_ns: int) -> Validated:
     result = Validated()
     try:
         envelope = _envelope_decoder.decode(raw)
@@ -187,7 +251,7 @@ def _validate_slowly(raw: bytes) -> Validated:
             result.rejections.append(Rejection(f"invalid event: {reason}", event_bytes, index))
     # Payload checks, keeping the original index of each good event.
     kept = Validated()
-    _split(good, kept, good_raws, good_positions)
+    _split(good, kept, good_raws, good_positions, received_at_ns)
     kept.rejections[:0] = result.rejections
     return kept
 

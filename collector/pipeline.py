@@ -47,6 +47,44 @@ class IngestResult:
     seconds: float = 0.0
 
 
+def _dead_letter(message: InputMessage, rejection: Rejection, source: str) -> DeadLetterRecord:
+    return DeadLetterRecord(
+        source=source,
+        reason=rejection.reason,
+        raw=rejection.raw,
+        event_index=rejection.event_index,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+    )
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """Validated messages waiting to be stored (the output of ``IngestPipeline.prepare``)."""
+
+    source: str
+    message_count: int
+    per_message: list[tuple[InputMessage, Validated]] = field(default_factory=list)
+    inferences: list[InferenceEvent] = field(default_factory=list)
+    inference_rows: list[tuple] = field(default_factory=list)
+    labels: list[LabelEvent] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    dead_letters: list[DeadLetterRecord] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0
+
+    def reject(self, message: InputMessage, rejection: Rejection) -> None:
+        self.rejections.append(rejection)
+        self.dead_letters.append(_dead_letter(message, rejection, self.source))
+
+
+@dataclass(frozen=True, slots=True)
+class _RefusedByStore:
+    rejection: Rejection
+    dead_letter: DeadLetterRecord
+
+
 def _is_data_error(error: BaseException) -> bool:
     """True for "this data cannot be stored" (DB-API DataError, IntegrityError, ...).
 
@@ -79,57 +117,66 @@ class IngestPipeline:
 
     def ingest(self, messages: Sequence[InputMessage], *, source: str) -> IngestResult:
         """Store the valid events of ``messages`` and dead-letter the rest; then return."""
-        started = time.perf_counter()
-        result = IngestResult()
-        per_message: list[tuple[InputMessage, Validated]] = []
-        inferences: list[InferenceEvent] = []
-        labels: list[LabelEvent] = []
+        return self.store(self.prepare(messages, source=source))
+
+    def prepare(self, messages: Sequence[InputMessage], *, source: str) -> PreparedBatch:
+        """Decode and validate (CPU only, no I/O): the first half of ``ingest``.
+
+        Split out so that the collector can validate the next batch while the
+        database is busy with the previous one.
+        """
+        prepared = PreparedBatch(source=source, message_count=len(messages))
+        received_at_ns = time.time_ns()
         for message in messages:
             if message.value is None:
                 rejection = Rejection("message has no value (tombstone)", b"")
-                self._reject(result, message, rejection, source)
+                prepared.reject(message, rejection)
                 continue
-            validated = validate_batch(message.value, max_bytes=self.max_message_bytes)
+            validated = validate_batch(
+                message.value, max_bytes=self.max_message_bytes, received_at_ns=received_at_ns
+            )
             for rejection in validated.rejections:
-                self._reject(result, message, rejection, source)
-            per_message.append((message, validated))
-            inferences.extend(validated.inferences)
-            labels.extend(validated.labels)
+                prepared.reject(message, rejection)
+            prepared.per_message.append((message, validated))
+            prepared.inferences.extend(validated.inferences)
+            prepared.inference_rows.extend(validated.inference_rows)
+            prepared.labels.extend(validated.labels)
+        prepared.seconds = time.perf_counter() - prepared.started
+        return prepared
+
+    def store(self, prepared: PreparedBatch) -> IngestResult:
+        """Write a prepared batch in one transaction; safe to call again if it raised."""
+        started = time.perf_counter()
         received_at_ns = time.time_ns()
         with self.engine.begin() as connection:
-            outcome = self._store(
-                connection, per_message, inferences, labels, received_at_ns, result, source
-            )
-            if result.dead_letters and self.dead_letter_sink is not None:
-                self.dead_letter_sink(result.dead_letters)
-            write_dead_letters(connection, result.dead_letters, received_at_ns)
-        result.stored, result.duplicates = outcome.inserted, outcome.duplicates
-        result.seconds = time.perf_counter() - started
-        self._count(result, len(messages), source)
+            outcome, refused = self._store(connection, prepared, received_at_ns)
+            dead_letters = [*prepared.dead_letters, *(r.dead_letter for r in refused)]
+            if dead_letters and self.dead_letter_sink is not None:
+                self.dead_letter_sink(dead_letters)
+            write_dead_letters(connection, dead_letters, received_at_ns)
+        result = IngestResult(
+            stored=outcome.inserted,
+            duplicates=outcome.duplicates,
+            dead_letters=dead_letters,
+            rejections=[*prepared.rejections, *(r.rejection for r in refused)],
+            seconds=prepared.seconds + time.perf_counter() - started,
+        )
+        self._count(result, prepared.message_count, prepared.source)
         return result
 
-    def _reject(
-        self, result: IngestResult, message: InputMessage, rejection: Rejection, source: str
-    ) -> None:
-        result.rejections.append(rejection)
-        result.dead_letters.append(
-            DeadLetterRecord(
-                source=source,
-                reason=rejection.reason,
-                raw=rejection.raw,
-                event_index=rejection.event_index,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-            )
-        )
-
     def _store(
-        self, connection, per_message, inferences, labels, received_at_ns, result, source
-    ) -> WriteOutcome:
+        self, connection: sa.Connection, prepared: PreparedBatch, received_at_ns: int
+    ) -> tuple[WriteOutcome, list[_RefusedByStore]]:
         try:
             with connection.begin_nested():
-                return write_events(connection, inferences, labels, received_at_ns)
+                outcome = write_events(
+                    connection,
+                    prepared.inferences,
+                    prepared.labels,
+                    received_at_ns,
+                    rows=prepared.inference_rows,
+                )
+                return outcome, []
         except Exception as error:
             if not _is_data_error(error):
                 raise
@@ -137,7 +184,8 @@ class IngestPipeline:
         # Safety net: the database refused something the contract let through
         # (e.g. a NUL character PostgreSQL text cannot hold). Store the rest.
         total = WriteOutcome()
-        for message, validated in per_message:
+        refused: list[_RefusedByStore] = []
+        for message, validated in prepared.per_message:
             events = [*validated.inferences, *validated.labels]
             positions = [*validated.inference_positions, *validated.label_positions]
             for index, event in zip(positions, events, strict=True):
@@ -155,11 +203,15 @@ class IngestPipeline:
                     original = error.orig if isinstance(error, sa.exc.DBAPIError) else error
                     reason = f"store rejected the event: {str(original).splitlines()[0]}"
                     rejection = Rejection(reason, msgspec.json.encode(event), index)
-                    self._reject(result, message, rejection, source)
+                    refused.append(
+                        _RefusedByStore(
+                            rejection, _dead_letter(message, rejection, prepared.source)
+                        )
+                    )
                     continue
                 total.inserted += single.inserted
                 total.duplicates += single.duplicates
-        return total
+        return total, refused
 
     def _count(self, result: IngestResult, message_count: int, source: str) -> None:
         metrics = self.metrics

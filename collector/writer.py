@@ -22,29 +22,8 @@ from inferloop.store.sketch import bucket_counts, merge_into
 from inferloop.store.tables import DeadLetter, DeliveryRange, Label, MinuteRollup, SdkDrops
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .contract import InferenceEvent, LabelEvent
+from .contract import EVENT_COLUMNS, InferenceEvent, LabelEvent, Validated, _split
 
-EVENT_COLUMNS = (
-    "event_id",
-    "emitter_id",
-    "seq",
-    "model",
-    "version",
-    "environment",
-    "start_time_ns",
-    "latency_ns",
-    "device_time_ns",
-    "status",
-    "error_type",
-    "error_message",
-    "batch_size",
-    "device",
-    "inputs",
-    "outputs",
-    "prediction_id",
-    "tags",
-    "received_at_ns",
-)
 _SQLITE_ROWS_PER_STATEMENT = 500
 _STAGING = "inferloop_events_staging"
 _NULL = b"null"
@@ -75,36 +54,33 @@ MAX_DEAD_LETTER_BYTES = 1024 * 1024
 """Raw bytes kept per dead letter; ``raw_size`` records the original length."""
 
 
-def _json_text(raw: msgspec.Raw) -> str | None:
-    data = bytes(raw)
-    return None if data == _NULL else data.decode()
-
-
-def _event_row(event: InferenceEvent, received_at_ns: int) -> tuple[Any, ...]:
-    return (
-        event.event_id,
-        event.emitter_id,
-        event.seq,
-        event.model,
-        event.version,
-        event.environment,
-        event.start_time_ns,
-        event.latency_ns,
-        event.device_time_ns,
-        event.status,
-        event.error_type,
-        event.error_message,
-        event.batch_size,
-        event.device,
-        _json_text(event.inputs),
-        _json_text(event.outputs),
-        event.prediction_id,
-        _json_encode(event.tags).decode(),
-        received_at_ns,
-    )
-
-
 def _insert_events_postgresql(connection: sa.Connection, rows: list[tuple]) -> set[str]:
+    """COPY the rows whose ids are not stored yet straight into ``events``.
+
+    The existence check and the COPY run in the caller's transaction. A
+    concurrent writer storing one of the same ids in between (possible only
+    while a rebalance hands a partition over) makes the COPY fail on the
+    primary key: the caller's savepoint is rolled back and the rows go through
+    ``_insert_events_postgresql_on_conflict`` instead.
+    """
+    cursor = connection.connection.driver_connection.cursor()
+    cursor.execute(
+        "SELECT event_id FROM events WHERE event_id = ANY(%s)", ([row[0] for row in rows],)
+    )
+    existing = {row[0] for row in cursor.fetchall()}
+    inserted: set[str] = set()
+    columns = ", ".join(EVENT_COLUMNS)
+    with cursor.copy(f"COPY events ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            event_id = row[0]
+            if event_id not in existing and event_id not in inserted:
+                inserted.add(event_id)
+                copy.write_row(row)
+    return inserted
+
+
+def _insert_events_postgresql_on_conflict(connection: sa.Connection, rows: list[tuple]) -> set[str]:
+    """Slower path safe against concurrent writers: COPY to staging, INSERT ... ON CONFLICT."""
     cursor = connection.connection.driver_connection.cursor()
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} "
@@ -121,6 +97,10 @@ def _insert_events_postgresql(connection: sa.Connection, rows: list[tuple]) -> s
     inserted = {row[0] for row in cursor.fetchall()}
     cursor.execute(f"DELETE FROM {_STAGING}")
     return inserted
+
+
+def _is_unique_violation(error: BaseException) -> bool:
+    return getattr(error, "sqlstate", None) == "23505"
 
 
 def _insert_events_sqlite(connection: sa.Connection, rows: list[tuple]) -> set[str]:
@@ -345,22 +325,39 @@ def write_dead_letters(
     return max(result.rowcount, 0)
 
 
+def _rows_of(inferences: Sequence[InferenceEvent], received_at_ns: int) -> list[tuple]:
+    validated = Validated()
+    _split(list(inferences), validated, None, list(range(len(inferences))), received_at_ns)
+    return validated.inference_rows
+
+
 def write_events(
     connection: sa.Connection,
     inferences: Sequence[InferenceEvent],
     labels: Sequence[LabelEvent],
     received_at_ns: int,
+    *,
+    rows: Sequence[tuple] | None = None,
 ) -> WriteOutcome:
     """Store events and labels, and the figures derived from the new ones only.
 
-    Must run inside the caller's transaction; the caller commits.
+    ``rows`` are the ``events`` rows of ``inferences`` when already built by
+    validation (``Validated.inference_rows``). Must run inside the caller's
+    transaction; the caller commits.
     """
     outcome = WriteOutcome()
     stored_inferences: list[InferenceEvent] = []
     if inferences:
-        rows = [_event_row(event, received_at_ns) for event in inferences]
+        if rows is None:
+            rows = _rows_of(inferences, received_at_ns)
         if connection.dialect.name == "postgresql":
-            inserted = _insert_events_postgresql(connection, rows)
+            try:
+                with connection.begin_nested():
+                    inserted = _insert_events_postgresql(connection, rows)
+            except Exception as error:
+                if not _is_unique_violation(error):
+                    raise
+                inserted = _insert_events_postgresql_on_conflict(connection, rows)
         else:
             inserted = _insert_events_sqlite(connection, rows)
         if len(inserted) == len(inferences):

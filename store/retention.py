@@ -7,7 +7,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .tables import DeadLetter, Event
+from .tables import DeadLetter, Event, MinuteRollup
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 _DELETE_CHUNK = 10_000
@@ -16,25 +16,40 @@ _DELETE_CHUNK = 10_000
 def prune_raw_events(engine: Engine, *, older_than_days: float, now_ns: int | None = None) -> int:
     """Delete events (and dead letters) older than the retention age; return events deleted.
 
-    Deletes in chunks, one short transaction each, so ingest is never blocked long.
+    Prunes one model/version series at a time through the (model, version,
+    start_time_ns) index, in chunks of one short transaction each, so ingest is
+    never blocked long. Every stored event has a rollup row, so the rollups
+    list every series.
     """
     cutoff = (now_ns if now_ns is not None else time.time_ns()) - int(older_than_days * NS_PER_DAY)
     events = Event.__table__
+    rollups = MinuteRollup.__table__
+    with engine.connect() as connection:
+        series = connection.execute(
+            sa.select(rollups.c.model, rollups.c.version)
+            .where(rollups.c.minute_start_s < cutoff // 1_000_000_000)
+            .distinct()
+        ).all()
     deleted = 0
-    while True:
-        oldest = (
-            sa.select(events.c.event_id)
-            .where(events.c.start_time_ns < cutoff)
-            .limit(_DELETE_CHUNK)
-            .scalar_subquery()
-        )
-        with engine.begin() as connection:
-            count = connection.execute(
-                sa.delete(events).where(events.c.event_id.in_(oldest))
-            ).rowcount
-        deleted += count
-        if count < _DELETE_CHUNK:
-            break
+    for model, version in series:
+        while True:
+            oldest = (
+                sa.select(events.c.event_id)
+                .where(
+                    events.c.model == model,
+                    events.c.version == version,
+                    events.c.start_time_ns < cutoff,
+                )
+                .limit(_DELETE_CHUNK)
+                .scalar_subquery()
+            )
+            with engine.begin() as connection:
+                count = connection.execute(
+                    sa.delete(events).where(events.c.event_id.in_(oldest))
+                ).rowcount
+            deleted += count
+            if count < _DELETE_CHUNK:
+                break
     dead_letters = DeadLetter.__table__
     with engine.begin() as connection:
         connection.execute(sa.delete(dead_letters).where(dead_letters.c.received_at_ns < cutoff))

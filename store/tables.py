@@ -43,7 +43,8 @@ class Event(Base):
     __table_args__ = (
         sa.Index("ix_events_model_version_start", "model", "version", "start_time_ns"),
         sa.Index("ix_events_prediction_id", "prediction_id"),
-        sa.Index("ix_events_start_time_ns", "start_time_ns"),
+        # No index on start_time_ns alone: each index costs ingest throughput,
+        # and retention prunes series by series through the one above.
     )
 
 

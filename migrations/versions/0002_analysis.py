@@ -66,7 +66,9 @@ def upgrade() -> None:
         sa.Column("report_path", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_findings")),
     )
-    op.create_index("ix_findings_fingerprint_status", "findings", ["fingerprint", "status"], unique=False)
+    op.create_index(
+        "ix_findings_fingerprint_status", "findings", ["fingerprint", "status"], unique=False
+    )
     op.create_index("ix_findings_last_seen_ns", "findings", ["last_seen_ns"], unique=False)
     op.create_index("ix_findings_model_status", "findings", ["model", "status"], unique=False)
 
