@@ -28,7 +28,10 @@ class RateLimitedLog:
                 return
             self._last[kind] = now
             suppressed = self._suppressed.pop(kind, 0)
-        if suppressed:
-            message += f" ({suppressed} similar messages suppressed)"
         with contextlib.suppress(Exception):  # a broken logging setup must not break the SDK
-            logger.warning(message, *args)
+            # Formatted here so that log records never keep exceptions (and their frames,
+            # sockets, tensors) alive in handlers that retain records.
+            text = message % args if args else message
+            if suppressed:
+                text += f" ({suppressed} similar messages suppressed)"
+            logger.warning("%s", text)
