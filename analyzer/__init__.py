@@ -7,6 +7,7 @@ reads, finding writes and report files at the edge (`AnalyzerWorker`, `render_dr
 
 from ._calibration import FalseAlarmRate, false_alarm_rate
 from ._changepoint import ChangePoint, cusum, detect_change_points, page_hinkley
+from ._config import AnalyzerConfig
 from ._data_quality import DataQualityIssue, DataQualityOptions, data_quality
 from ._drift import (
     ColumnDrift,
@@ -19,6 +20,9 @@ from ._drift import (
     select_stattest,
 )
 from ._embeddings import EmbeddingDrift, embedding_drift, embedding_frame, embedding_profile
+from ._findings_store import FindingChange, apply_observations, finding_report_path, list_findings
+from ._observations import Observation
+from ._payloads import features_frame
 from ._performance import (
     PerfCheck,
     PerfOptions,
@@ -35,6 +39,8 @@ from ._quality import (
     regression_metrics,
     roc_auc,
 )
+from ._references import active_reference, read_table, register_reference
+from ._reports import render_drift_report, store_drift_report
 from ._samples import ColumnKind, ColumnSample
 from ._stattests import (
     StatTest,
@@ -43,8 +49,11 @@ from ._stattests import (
     register_stattest,
     registered_stattests,
 )
+from ._worker import AnalyzerWorker
 
 __all__ = [
+    "AnalyzerConfig",
+    "AnalyzerWorker",
     "ChangePoint",
     "ColumnDrift",
     "ColumnKind",
@@ -56,6 +65,8 @@ __all__ = [
     "DriftReport",
     "EmbeddingDrift",
     "FalseAlarmRate",
+    "FindingChange",
+    "Observation",
     "PerfCheck",
     "PerfOptions",
     "PerfWindow",
@@ -64,7 +75,9 @@ __all__ = [
     "StatTest",
     "TestResult",
     "VersionComparison",
+    "active_reference",
     "alarming_columns",
+    "apply_observations",
     "classification_metrics",
     "compare_performance",
     "compare_quality",
@@ -77,13 +90,20 @@ __all__ = [
     "embedding_frame",
     "embedding_profile",
     "false_alarm_rate",
+    "features_frame",
+    "finding_report_path",
     "get_stattest",
     "holm_adjusted",
     "infer_kinds",
+    "list_findings",
     "page_hinkley",
+    "read_table",
+    "register_reference",
     "register_stattest",
     "registered_stattests",
     "regression_metrics",
+    "render_drift_report",
     "roc_auc",
     "select_stattest",
+    "store_drift_report",
 ]

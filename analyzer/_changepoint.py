@@ -1,7 +1,7 @@
 """Change points in per-minute series (latency quantiles, error rate, throughput).
 
-Both detectors work in standardised units: location and scale come from a warm-up
-stretch (median and MAD, so one slow minute there does not hide a later shift). After a
+Both detectors work in standardised units: unless the caller standardised the series
+itself, location and scale come from a warm-up stretch (median and MAD, so one slow minute there does not hide a later shift). After a
 detection the detector restarts with a fresh warm-up on the new level, so a lasting
 shift is reported once, not on every minute that follows it.
 """
@@ -39,12 +39,12 @@ def robust_standardise(series: np.ndarray, warmup: int) -> np.ndarray:
     return (series - center) / scale
 
 
-def _run(series: np.ndarray, warmup: int, scan: _Scan) -> list[ChangePoint]:
+def _run(series: np.ndarray, warmup: int, scan: _Scan, standardised: bool) -> list[ChangePoint]:
     series = np.asarray(series, dtype=float)
     found: list[ChangePoint] = []
     offset = 0
     while series.size - offset > warmup:
-        z = robust_standardise(series[offset:], warmup)
+        z = series[offset:] if standardised else robust_standardise(series[offset:], warmup)
         hit = scan(z)
         if hit is None:
             break
@@ -55,7 +55,12 @@ def _run(series: np.ndarray, warmup: int, scan: _Scan) -> list[ChangePoint]:
 
 
 def cusum(
-    series: np.ndarray, *, k: float = 0.5, h: float = 10.0, warmup: int = 120
+    series: np.ndarray,
+    *,
+    k: float = 0.5,
+    h: float = 10.0,
+    warmup: int = 120,
+    standardised: bool = False,
 ) -> list[ChangePoint]:
     """Two-sided tabular CUSUM against the warm-up level.
 
@@ -80,11 +85,16 @@ def cusum(
                 return i, low_start, "down", low
         return None
 
-    return _run(series, warmup, scan)
+    return _run(series, warmup, scan, standardised)
 
 
 def page_hinkley(
-    series: np.ndarray, *, delta: float = 0.5, threshold: float = 10.0, warmup: int = 120
+    series: np.ndarray,
+    *,
+    delta: float = 0.5,
+    threshold: float = 10.0,
+    warmup: int = 120,
+    standardised: bool = False,
 ) -> list[ChangePoint]:
     """Page-Hinkley: cumulative deviation from the running mean, in both directions.
 
@@ -113,7 +123,7 @@ def page_hinkley(
                 return i, down_at + 1, "down", down_max - down_sum
         return None
 
-    return _run(series, warmup, scan)
+    return _run(series, warmup, scan, standardised)
 
 
 def detect_change_points(
@@ -121,9 +131,11 @@ def detect_change_points(
     method: Literal["cusum", "page_hinkley"] = "cusum",
     *,
     warmup: int = 120,
+    standardised: bool = False,
 ) -> list[ChangePoint]:
+    """`standardised`: the series is already in z units (e.g. binomial residuals)."""
     if method == "cusum":
-        return cusum(series, warmup=warmup)
+        return cusum(series, warmup=warmup, standardised=standardised)
     if method == "page_hinkley":
-        return page_hinkley(series, warmup=warmup)
+        return page_hinkley(series, warmup=warmup, standardised=standardised)
     raise ValueError("method must be 'cusum' or 'page_hinkley'")

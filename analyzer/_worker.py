@@ -1,0 +1,112 @@
+"""The analyzer as a service: a named daemon thread that analyses every active model
+once per interval. Several workers (threads or processes, one database) share the
+models through leases, so each model is analysed by one worker per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from ._config import AnalyzerConfig
+from ._findings_store import FindingChange
+from ._leases import claim_model, finish_model
+from ._model_run import NS, ModelAnalysis
+from ._store_reads import active_models, active_versions
+
+logger = logging.getLogger(__name__)
+
+
+class AnalyzerWorker:
+    """`start()` / `stop()` a background loop, or call `run_once()` yourself.
+
+    `settings` supplies the data dir (reports go to `<data_dir>/reports`); `clock`
+    returns Unix nanoseconds and is the seam tests use to move time.
+    """
+
+    def __init__(
+        self,
+        settings: Any,
+        engine: Engine,
+        *,
+        interval_s: float = 60.0,
+        config: AnalyzerConfig | None = None,
+        worker_id: str | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        reports_dir: str | Path | None = None,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.settings = settings
+        self.engine = engine
+        self.interval_s = interval_s
+        self.config = config or AnalyzerConfig()
+        self.worker_id = worker_id or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.clock = clock
+        self.reports_dir = Path(reports_dir) if reports_dir else Path(settings.data_dir) / "reports"
+        self._analysis = ModelAnalysis(engine, self.config, self.reports_dir)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+        self.failures = 0
+
+    def run_once(self) -> list[FindingChange]:
+        """Analyse each active model this worker can claim; return the finding changes."""
+        now_ns = self.clock()
+        since_s = int((now_ns / NS - self.config.window_s) // 60 * 60)
+        with self.engine.connect() as connection:
+            models = active_models(connection, since_s)
+        changes: list[FindingChange] = []
+        for model in models:
+            if self._stop.is_set():
+                break
+            with self.engine.begin() as connection:
+                claimed = claim_model(
+                    connection, model, self.worker_id, now_ns=now_ns,
+                    lease_ns=int(self.config.lease_s * NS), interval_ns=int(self.interval_s * NS),
+                )
+            if not claimed:
+                continue
+            try:
+                with self.engine.connect() as connection:
+                    versions = active_versions(connection, model, since_s)
+                changes += self._analysis.run(model, versions, now_ns)
+            except Exception:
+                self.failures += 1
+                logger.exception("analysis of model %r failed", model)
+            finally:
+                with self.engine.begin() as connection:
+                    finish_model(connection, model, self.worker_id, now_ns=self.clock())
+        self.runs += 1
+        return changes
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=f"inferloop-analyzer-{self.worker_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.run_once()
+            except Exception:  # the loop outlives a bad run (database restart, ...)
+                self.failures += 1
+                logger.exception("analyzer run failed")
+            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
