@@ -49,6 +49,7 @@ from ._stattests import (
     register_stattest,
     registered_stattests,
 )
+from ._versions import compare_stored_versions
 from ._worker import AnalyzerWorker
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "classification_metrics",
     "compare_performance",
     "compare_quality",
+    "compare_stored_versions",
     "compare_versions",
     "compute_drift",
     "cusum",
