@@ -19,6 +19,15 @@ from ._profile import ReferenceProfile
 from ._samples import ColumnKind
 
 
+def embedding_groups(columns: Any) -> dict[str, list[str]]:
+    """Columns named `name[i]` (vectors spread out by the payload reader), by `name`."""
+    groups: dict[str, list[str]] = {}
+    for column in columns:
+        if column.endswith("]") and "[" in column:
+            groups.setdefault(column[: column.rindex("[")], []).append(column)
+    return groups
+
+
 def embedding_frame(matrix: Any, prefix: str = "e") -> pl.DataFrame:
     """One numerical column per component of an (rows × dims) matrix."""
     array = np.asarray(matrix, dtype=np.float64)
@@ -51,7 +60,7 @@ def embedding_drift(
     family_alpha: float = 0.01,
 ) -> EmbeddingDrift:
     profile = reference if isinstance(reference, ReferenceProfile) else embedding_profile(reference)
-    frame = embedding_frame(current)
+    frame = current if isinstance(current, pl.DataFrame) else embedding_frame(current)
     dims = len(profile.samples)
     if method == "ratio":
         options = DriftOptions(mode="evidently", num_test="wasserstein", threshold=0.1)

@@ -22,6 +22,7 @@ from ._changepoint import detect_change_points
 from ._config import AnalyzerConfig
 from ._data_quality import data_quality
 from ._drift import alarming_columns, compute_drift
+from ._embeddings import embedding_drift, embedding_groups
 from ._findings_store import FindingChange, apply_observations
 from ._observations import (
     Observation,
@@ -29,6 +30,7 @@ from ._observations import (
     change_point_observations,
     data_quality_observations,
     drift_observations,
+    embedding_observation,
     performance_observations,
     quality_observations,
 )
@@ -53,7 +55,9 @@ class LoadedReference:
     description: dict[str, Any]
     frame: pl.DataFrame
     kinds: dict[str, ColumnKind]
+    """Kinds of the plain features (embedding components excluded)."""
     profile: ReferenceProfile
+    embeddings: dict[str, ReferenceProfile]
 
 
 def reference_kinds(frame: pl.DataFrame) -> dict[str, ColumnKind]:
@@ -148,9 +152,15 @@ class ModelAnalysis:
             return [], [], None
         report = compute_drift(reference.profile, current, self.config.drift)
         alarms = alarming_columns(report, self.config.drift)
-        ids = current[PREDICTION_ID].unique(maintain_order=True).head(5).to_list() if PREDICTION_ID in current.columns else []
         window = Window(window.model, window.version, window.start_ns, window.end_ns, reference.description)
-        found = drift_observations(window, report, alarms, ids)
+        embedding_found = []
+        for name, profile in reference.embeddings.items():
+            columns = list(profile.samples)
+            if set(columns) <= set(current.columns):
+                result = embedding_drift(profile, current.select(columns))
+                embedding_found += embedding_observation(window, name, result)
+        ids = current[PREDICTION_ID].unique(maintain_order=True).head(5).to_list() if PREDICTION_ID in current.columns else []
+        found = drift_observations(window, report, alarms, ids) + embedding_found
         found += data_quality_observations(window, data_quality(reference.profile, current, self.config.data_quality))
         return found, ["drift", "data_quality"], (current, reference)
 
@@ -184,8 +194,15 @@ class ModelAnalysis:
     def _load(self, description, frame: pl.DataFrame, kinds=None) -> LoadedReference | None:
         if frame.is_empty():
             return None
-        kinds = kinds or reference_kinds(frame)
-        return LoadedReference(description, frame, kinds, ReferenceProfile.from_frame(frame, kinds))
+        kinds = dict(kinds or reference_kinds(frame))
+        embeddings = {}
+        for name, columns in embedding_groups(kinds).items():
+            component_kinds = {c: ColumnKind.NUMERICAL for c in columns}
+            embeddings[name] = ReferenceProfile.from_frame(frame, component_kinds)
+            for column in columns:
+                del kinds[column]
+        profile = ReferenceProfile.from_frame(frame, kinds)
+        return LoadedReference(description, frame, kinds, profile, embeddings)
 
     def _render_reports(self, changes: list[FindingChange], frames) -> None:
         for change in changes:

@@ -3,6 +3,8 @@
 `rows` payloads give one frame row per payload row; `summary` payloads (tensors too
 large to keep) give one row per event with a column per summary statistic, e.g.
 `f0.mean`, `f0.std`, so tensor summaries drift like any other numerical feature.
+Numeric vectors in rows (embeddings) become `name[0]`, `name[1]`, ... columns, which
+the analyzer tests together as one embedding.
 Output columns are prefixed `output.` so that prediction drift is told apart.
 """
 
@@ -24,9 +26,7 @@ def payload_rows(payload: Any, prediction_id: str) -> list[dict[str, Any]]:
     rows = payload.get("rows")
     if isinstance(rows, list):
         return [
-            {**{k: _scalar(v) for k, v in row.items()}, PREDICTION_ID: prediction_id}
-            for row in rows
-            if isinstance(row, Mapping)
+            {**_flat_row(row), PREDICTION_ID: prediction_id} for row in rows if isinstance(row, Mapping)
         ]
     summary = payload.get("summary")
     if isinstance(summary, Mapping) and isinstance(summary.get("features"), Mapping):
@@ -37,6 +37,22 @@ def payload_rows(payload: Any, prediction_id: str) -> list[dict[str, Any]]:
                     flat[f"{feature}.{stat}"] = _scalar(value)
         return [flat]
     return []
+
+
+MAX_VECTOR = 2048
+
+
+def _flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Scalars as they are; numeric vectors (embeddings) spread to `name[i]` columns."""
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, list) and 0 < len(value) <= MAX_VECTOR and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            flat.update({f"{key}[{i}]": float(v) for i, v in enumerate(value)})
+        else:
+            flat[key] = _scalar(value)
+    return flat
 
 
 def _scalar(value: Any) -> Any:

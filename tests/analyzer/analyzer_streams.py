@@ -32,6 +32,8 @@ class Stream:
         error_rate: float = 0.01,
         accuracy: float = 0.9,
         label_share: float = 0.6,
+        embedding_dims: int = 0,
+        embedding_shift: float = 0.0,
     ) -> tuple[list[dict], list[dict]]:
         rng = self.rng
         offsets = np.sort(rng.integers(0, HOUR_NS, events))
@@ -55,7 +57,7 @@ class Stream:
                         "age": float(rng.normal(40 + 10 * age_shift, 10)),
                         "income": float(rng.lognormal(10, 0.5)),
                         "country": str(rng.choice(["fr", "de", "es", "it"])),
-                    }]},
+                    } | ({"emb": (rng.normal(size=embedding_dims) + embedding_shift).tolist()} if embedding_dims else {})]},
                     "outputs": {"rows": [{"prediction": predicted}]},
                     "prediction_id": pid, "tags": {},
                 }
