@@ -54,29 +54,20 @@ MAX_DEAD_LETTER_BYTES = 1024 * 1024
 """Raw bytes kept per dead letter; ``raw_size`` records the original length."""
 
 
-def _insert_events_postgresql(connection: sa.Connection, rows: list[tuple]) -> set[str]:
-    """COPY the rows whose ids are not stored yet straight into ``events``.
+def _insert_events_postgresql(connection: sa.Connection, rows: Sequence[tuple]) -> set[str]:
+    """Optimistic path: COPY the rows straight into ``events``.
 
-    The existence check and the COPY run in the caller's transaction. A
-    concurrent writer storing one of the same ids in between (possible only
-    while a rebalance hands a partition over) makes the COPY fail on the
-    primary key: the caller's savepoint is rolled back and the rows go through
-    ``_insert_events_postgresql_on_conflict`` instead.
+    Almost every batch is new, so this skips any existence check. A batch
+    holding an id that is already stored (a redelivery after a crash or a
+    rebalance) fails on the primary key; the caller rolls back to its savepoint
+    and sends the rows through ``_insert_events_postgresql_on_conflict``.
     """
     cursor = connection.connection.driver_connection.cursor()
-    cursor.execute(
-        "SELECT event_id FROM events WHERE event_id = ANY(%s)", ([row[0] for row in rows],)
-    )
-    existing = {row[0] for row in cursor.fetchall()}
-    inserted: set[str] = set()
     columns = ", ".join(EVENT_COLUMNS)
     with cursor.copy(f"COPY events ({columns}) FROM STDIN") as copy:
         for row in rows:
-            event_id = row[0]
-            if event_id not in existing and event_id not in inserted:
-                inserted.add(event_id)
-                copy.write_row(row)
-    return inserted
+            copy.write_row(row)
+    return {row[0] for row in rows}
 
 
 def _insert_events_postgresql_on_conflict(connection: sa.Connection, rows: list[tuple]) -> set[str]:
