@@ -19,6 +19,7 @@ from inferloop.store import create_engine_for
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
+from prometheus_client import start_http_server
 
 from .metrics import IngestMetrics
 from .pipeline import IngestPipeline, IngestResult, InputMessage, PreparedBatch
@@ -126,6 +127,7 @@ def run_collector(
     client_id: str | None = None,
     session_timeout_ms: int = 10_000,
     check_crcs: bool | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Consume ``settings.kafka_topic`` as a member of ``settings.kafka_group_id`` until stopped.
 
@@ -136,6 +138,9 @@ def run_collector(
     when the C ``crc32c`` package is installed (the broker already verified them
     on produce, and TCP protects the fetch; the pure-Python check is the
     bottleneck otherwise).
+
+    ``metrics_port``: serve this process's Prometheus metrics (lag, rates, dead
+    letters, batch timings) on ``http://<settings.host>:<metrics_port>/metrics``.
     """
     if check_crcs is None:
         check_crcs = crc_checks_are_cheap()
@@ -145,6 +150,11 @@ def run_collector(
             )
     stop_event = stop_event or threading.Event()
     metrics = metrics or IngestMetrics()
+    metrics_server = None
+    if metrics_port is not None:
+        metrics_server, _ = start_http_server(
+            metrics_port, addr=settings.host, registry=metrics.registry
+        )
     engine = create_engine_for(settings.resolved_database_url())
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
@@ -197,6 +207,9 @@ def run_collector(
         finally:
             producer.close(timeout=5)
             engine.dispose()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
         logger.info("collector stopped")
 
 

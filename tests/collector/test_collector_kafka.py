@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
@@ -265,7 +267,12 @@ def test_malformed_messages_become_dead_letters_and_valid_ones_around_them_are_s
     _produce_batches(kafka_bootstrap, topic, [(b"fraud", m) for m in messages])
 
     stop = threading.Event()
-    worker = threading.Thread(target=run_collector, args=(settings,), kwargs={"stop_event": stop})
+    metrics_port = _free_port()
+    worker = threading.Thread(
+        target=run_collector,
+        args=(settings,),
+        kwargs={"stop_event": stop, "metrics_port": metrics_port},
+    )
     worker.start()
     try:
         _wait_for(
@@ -275,6 +282,12 @@ def test_malformed_messages_become_dead_letters_and_valid_ones_around_them_are_s
             60,
             "valid events stored and malformed ones dead-lettered",
         )
+        _wait_for(
+            lambda: 'inferloop_collector_lag{partition="0"' in _scrape(metrics_port),
+            30,
+            "the lag gauge",
+        )
+        scraped = _scrape(metrics_port)
     finally:
         stop.set()
         worker.join(timeout=30)
@@ -296,11 +309,28 @@ def test_malformed_messages_become_dead_letters_and_valid_ones_around_them_are_s
     assert "inputs" in by_offset[6].reason and by_offset[6].raw_size > 400_000
     assert "UTF-8" in by_offset[7].reason and by_offset[7].raw == messages[7]
 
+    assert 'inferloop_ingest_dead_letters_total{source="kafka"} 5.0' in scraped
+    assert (
+        f'inferloop_ingest_events_total{{outcome="stored",source="kafka"}} {len(valid_ids)}.0'
+        in scraped
+    )
+    assert "inferloop_ingest_batch_seconds_count" in scraped
+
     dead_topic = _read_topic(kafka_bootstrap, settings.kafka_dead_letter_topic, 5)
     reasons = [dict(r.headers)["inferloop.reason"].decode() for r in dead_topic]
     assert len(dead_topic) == 5
     assert any("UTF-8" in reason for reason in reasons)
     engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _scrape(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics").text
 
 
 def _count_dead_letters(engine) -> int:

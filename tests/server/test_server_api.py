@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 
 import httpx
-import inferloop.server
 import orjson
 import pytest
 import uvicorn
@@ -181,8 +180,3 @@ def test_workers_stop_in_reverse_order_when_the_app_stops(tmp_path):
     for _ in _serve(app):
         pass
     assert journal == ["start a", "start b", "stop b", "stop a"]
-
-
-def test_exported_names_exist():
-    for name in inferloop.server.__all__:
-        assert hasattr(inferloop.server, name)
