@@ -19,11 +19,23 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from inferloop.store.sketch import bucket_counts, merge_into
-from inferloop.store.tables import DeadLetter, DeliveryRange, Label, MinuteRollup, SdkDrops
+from inferloop.store.tables import DeadLetter, DeliveryRange, Event, Label, MinuteRollup, SdkDrops
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .contract import EVENT_COLUMNS, InferenceEvent, LabelEvent, Validated, _split
 
+_EVENT_COLUMN_TYPES = [
+    # JSON columns travel as "text": their binary wire format is the UTF-8 text
+    # itself, and the rows carry JSON already serialised (psycopg's json dumper
+    # would encode our strings a second time).
+    "int8"
+    if isinstance(column.type, sa.BigInteger)
+    else "int4"
+    if isinstance(column.type, sa.Integer)
+    else "text"
+    for column in (Event.__table__.c[name] for name in EVENT_COLUMNS)
+]
+"""PostgreSQL types of EVENT_COLUMNS, for binary COPY."""
 _SQLITE_ROWS_PER_STATEMENT = 500
 _STAGING = "inferloop_events_staging"
 _NULL = b"null"
@@ -64,7 +76,9 @@ def _insert_events_postgresql(connection: sa.Connection, rows: Sequence[tuple]) 
     """
     cursor = connection.connection.driver_connection.cursor()
     columns = ", ".join(EVENT_COLUMNS)
-    with cursor.copy(f"COPY events ({columns}) FROM STDIN") as copy:
+    # Binary COPY: no integer formatting on our side or parsing on the server's.
+    with cursor.copy(f"COPY events ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(_EVENT_COLUMN_TYPES)
         for row in rows:
             copy.write_row(row)
     return {row[0] for row in rows}

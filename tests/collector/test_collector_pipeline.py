@@ -6,8 +6,9 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from inferloop.collector import IngestPipeline, InputMessage
-from inferloop.store import create_engine_for, upgrade
+from inferloop.store import Event, Label, create_engine_for, upgrade
 from ingest_events import EventFactory
+from sqlalchemy.orm import Session
 
 
 @pytest.fixture
@@ -96,3 +97,29 @@ def test_text_the_database_cannot_hold_is_dead_lettered_not_retried_forever(engi
         assert [r.event_index for r in result.rejections] == [1]
     else:
         assert nul["event_id"] in stored_ids
+
+
+def test_stored_event_reads_back_field_for_field(engine):
+    factory = EventFactory()
+    event = factory.inference(
+        inputs={"rows": [{"text": 'quote " back\\slash \t tab é', "n": 1.5}]},
+        outputs=None,
+        device_time_ns=1234,
+        status="error",
+        error_type="ValueError",
+        error_message="line one\nline two",
+        tags={"region": "eu", "tier": "gold"},
+    )
+    label = factory.label(event["prediction_id"], label={"fraud": True, "score": [1, 2]})
+    later = factory.inference(inputs={"summary": {"shape": [2, 3], "dtype": "float32"}})
+    pipeline = IngestPipeline(engine)
+    pipeline.ingest([InputMessage(factory.batch_bytes([event, label]))], source="x")
+    # A batch mixing a stored id and a new one takes the conflict-tolerant path.
+    pipeline.ingest([InputMessage(factory.batch_bytes([event, later]))], source="x")
+
+    with Session(engine) as session:
+        for sent in (event, later):
+            stored = session.get(Event, sent["event_id"])
+            for field in ("inputs", "outputs", "tags", "device_time_ns", "error_message", "seq"):
+                assert getattr(stored, field) == sent[field], field
+        assert session.get(Label, label["event_id"]).label == {"fraud": True, "score": [1, 2]}
