@@ -13,7 +13,7 @@ from ._quality import QualityOptions
 
 @dataclass(frozen=True, kw_only=True)
 class AnalyzerConfig:
-    window_s: float = 3600.0
+    window_s: float = 900.0
     """The current window: the last `window_s` seconds of events."""
     baseline: Literal["first_events", "previous_period"] = "first_events"
     """Drift reference when no dataset is pinned: the version's first `baseline_events`
@@ -24,6 +24,9 @@ class AnalyzerConfig:
     """Fewer feature rows than this in a window: drift is not evaluated."""
     max_events: int = 200_000
     confirm_runs: int = 2
+    confirm_after_s: float | None = None
+    """A pending finding opens only once it has been seen for this long (default: one
+    window), so that the confirming run looks at fresh data, not the same window again."""
     lease_s: float = 300.0
     change_point_method: Literal["cusum", "page_hinkley"] = "cusum"
     change_point_minutes: int = 360
@@ -36,7 +39,13 @@ class AnalyzerConfig:
     quality: QualityOptions = field(default_factory=QualityOptions)
     data_quality: DataQualityOptions = field(default_factory=DataQualityOptions)
 
+    @property
+    def confirm_after_ns(self) -> int:
+        return int((self.window_s if self.confirm_after_s is None else self.confirm_after_s) * 1e9)
+
     def __post_init__(self) -> None:
+        if self.confirm_after_s is not None and self.confirm_after_s < 0:
+            raise ValueError("confirm_after_s must be ≥ 0")
         if self.window_s <= 0 or self.lease_s <= 0:
             raise ValueError("window_s and lease_s must be positive")
         if self.confirm_runs < 1 or self.baseline_events < 1 or self.min_rows < 1:

@@ -1,7 +1,7 @@
 """Writing observations as findings: deduplication by fingerprint and the lifecycle.
 
-pending (seen once) -> open (seen in `confirm_runs` consecutive runs) -> resolved (the
-condition cleared in a run that evaluated it). A pending finding that clears before it
+pending (seen once) -> open (still seen `confirm_runs` runs and a window later) ->
+resolved (the condition cleared in a run that evaluated it). A pending finding that clears before it
 is confirmed is dismissed: a single noisy window never becomes an alert.
 """
 
@@ -37,11 +37,14 @@ def apply_observations(
     evaluated: Iterable[tuple[str | None, str]],
     now_ns: int,
     confirm_runs: int = 2,
+    confirm_after_ns: int = 0,
 ) -> list[FindingChange]:
     """Insert, update, confirm, resolve or dismiss the model's findings for one run.
 
     `evaluated` lists the (version, scope) pairs this run checked: only findings in
-    those scopes can clear (a check skipped for lack of data resolves nothing).
+    those scopes can clear (a check skipped for lack of data resolves nothing). A pending
+    finding opens once seen in `confirm_runs` consecutive runs spanning at least
+    `confirm_after_ns` (runs closer together look at mostly the same window).
     """
     evaluated = set(evaluated)
     active = {
@@ -67,7 +70,7 @@ def apply_observations(
             "last_seen_ns": now_ns,
         }
         if row is None:
-            status = "open" if confirm_runs <= 1 else "pending"
+            status = "open" if confirm_runs <= 1 and confirm_after_ns <= 0 else "pending"
             finding_id = connection.execute(
                 sa.insert(_FINDINGS).returning(_FINDINGS.c.id),
                 values
@@ -87,7 +90,8 @@ def apply_observations(
             continue
         occurrences = row.occurrences + 1
         status = row.status
-        if status == "pending" and occurrences >= confirm_runs:
+        persisted = now_ns - row.first_seen_ns >= confirm_after_ns
+        if status == "pending" and occurrences >= confirm_runs and persisted:
             status = "open"
             values["opened_at_ns"] = now_ns
         connection.execute(

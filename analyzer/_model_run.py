@@ -137,7 +137,7 @@ class ModelAnalysis:
         with self.engine.begin() as connection:
             changes = apply_observations(
                 connection, model, observations, evaluated=evaluated, now_ns=now_ns,
-                confirm_runs=self.config.confirm_runs,
+                confirm_runs=self.config.confirm_runs, confirm_after_ns=self.config.confirm_after_ns,
             )
         if self.config.render_reports:
             self._render_reports(changes, current_frames)

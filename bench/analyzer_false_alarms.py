@@ -3,7 +3,9 @@
 Each default test of the calibrated mode (K-S, chi-square contingency, Z) and, for
 contrast, Evidently's goodness-of-fit chi-square, on pairs of samples drawn from one
 distribution. A calibrated test alarms at its nominal 5%; the budget is one point.
-Also measured: the analyzer's alarm rule on whole no-drift windows (25 features).
+Also measured on stable data: the analyzer's drift alarm rule on whole windows (25
+features), the performance checks, the accuracy-drop check and the change-point
+detectors (points between false alarms).
 
     .venv/bin/python bench/analyzer_false_alarms.py [--simulations 2000] [--windows 300]
 
@@ -17,7 +19,17 @@ import json
 
 import numpy as np
 import polars as pl
-from inferloop.analyzer import DriftOptions, ReferenceProfile, alarming_columns, compute_drift
+from inferloop.analyzer import (
+    DriftOptions,
+    PerfWindow,
+    ReferenceProfile,
+    alarming_columns,
+    compare_performance,
+    compare_quality,
+    compute_drift,
+    cusum,
+    page_hinkley,
+)
 from inferloop.analyzer._calibration import categorical_sampler, false_alarm_rate, normal_sampler
 
 SCENARIOS = [
@@ -53,6 +65,46 @@ def window_alarm_rate(windows: int, rows: int, seed: int) -> tuple[float, float]
     return with_alarm / windows, with_dataset_drift / windows
 
 
+def perf_and_quality_alarm_rates(windows: int, seed: int) -> dict[str, float]:
+    """Share of stable window pairs with any performance regression / accuracy drop."""
+    rng = np.random.default_rng(seed)
+
+    def calls(n: int) -> PerfWindow:
+        latency = rng.lognormal(np.log(20.0), 0.3, n)
+        start = np.sort(rng.integers(0, 3600 * 10**9, n))
+        return PerfWindow.from_events(
+            pl.DataFrame(
+                {
+                    "latency_ns": (latency * 1e6).astype(np.int64),
+                    "device_time_ns": (latency * 0.6e6).astype(np.int64),
+                    "status": np.where(rng.random(n) < 0.02, "error", "ok"),
+                    "start_time_ns": start,
+                }
+            )
+        )
+
+    def labelled(n: int):
+        truth = rng.integers(0, 2, n)
+        return truth, np.where(rng.random(n) < 0.9, truth, 1 - truth)
+
+    perf = sum(any(c.regressed for c in compare_performance(calls(3000), calls(3000))) for _ in range(windows))
+    quality = sum(compare_quality("classification", labelled(1000), labelled(1000))[0].regressed for _ in range(windows))
+    points = 0
+    alarms = {"cusum": 0, "page_hinkley": 0}
+    for _ in range(max(windows // 10, 10)):
+        series = rng.normal(100.0, 5.0, 2000)
+        points += 2000 - 120
+        alarms["cusum"] += len(cusum(series))
+        alarms["page_hinkley"] += len(page_hinkley(series))
+    return {
+        "performance_regression_rate|3000 calls": perf / windows,
+        "accuracy_drop_rate|1000 labels": quality / windows,
+        "cusum_points_per_false_alarm": points / max(alarms["cusum"], 1),
+        "page_hinkley_points_per_false_alarm": points / max(alarms["page_hinkley"], 1),
+        "change_point_points": points,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulations", type=int, default=2000)
@@ -75,6 +127,9 @@ def main() -> None:
         figures[f"window_dataset_drift_rate|25 features|{rows} rows"] = round(dataset, 4)
         print(f"windows of {rows} rows: any alarm {any_alarm:.2%}, dataset drift {dataset:.2%}")
     figures["windows"] = args.windows
+    for key, value in perf_and_quality_alarm_rates(args.windows, args.seed).items():
+        figures[key] = round(value, 4)
+        print(f"{key:45s} {value:.4g}")
     print(json.dumps(figures))
 
 

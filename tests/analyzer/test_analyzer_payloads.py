@@ -41,7 +41,7 @@ def test_embedding_drift_is_a_finding_and_its_components_are_not_reported_one_by
         inference, _ = stream.hour(t0 - (3 - hour) * HOUR_NS, events=600, embedding_dims=8, embedding_shift=shift, label_share=0)
         ingest(engine, inference)
     worker = AnalyzerWorker(
-        Settings(data_dir=tmp_path), engine, config=AnalyzerConfig(baseline_events=500, confirm_runs=1, render_reports=False),
+        Settings(data_dir=tmp_path), engine, config=AnalyzerConfig(window_s=3600, baseline_events=500, confirm_runs=1, confirm_after_s=0, render_reports=False),
         clock=lambda: t0,
     )
     worker.run_once()

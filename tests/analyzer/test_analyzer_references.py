@@ -88,7 +88,7 @@ def test_pinned_reference_drives_drift_and_the_finding_gets_an_evidently_report(
     clock = [T0]
     worker = AnalyzerWorker(
         Settings(data_dir=tmp_path / "data"), engine, interval_s=60,
-        config=AnalyzerConfig(confirm_runs=1), clock=lambda: clock[0],
+        config=AnalyzerConfig(window_s=3600, confirm_runs=1, confirm_after_s=0), clock=lambda: clock[0],
     )
     worker.run_once()
     with engine.connect() as connection:
@@ -107,7 +107,7 @@ def test_previous_period_baseline_is_used_when_asked(engine, tmp_path):
         ingest(engine, inference + labels)
     worker = AnalyzerWorker(
         Settings(data_dir=tmp_path / "data"), engine, interval_s=60,
-        config=AnalyzerConfig(baseline="previous_period", confirm_runs=1, render_reports=False),
+        config=AnalyzerConfig(window_s=3600, baseline="previous_period", confirm_runs=1, confirm_after_s=0, render_reports=False),
         clock=lambda: T0,
     )
     worker.run_once()

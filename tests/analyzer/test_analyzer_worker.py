@@ -22,7 +22,8 @@ pytestmark = [
 ]
 
 T0 = 1_800_000_000 * NS  # a fixed, minute-aligned "now" for the first run
-CONFIG = AnalyzerConfig(baseline_events=500, confirm_runs=2)
+# hour-long windows; the confirming run comes one interval later (61 s)
+CONFIG = AnalyzerConfig(window_s=3600, baseline_events=500, confirm_runs=2, confirm_after_s=60)
 
 
 @pytest.fixture
@@ -138,3 +139,32 @@ def test_worker_thread_starts_and_stops_by_name(engine, tmp_path):
     worker.stop(timeout=10)
     assert any(name.startswith("inferloop-analyzer-") for name in names)
     assert worker.runs >= 1 and worker.failures == 0
+
+
+def _observation(subject: str, kind: str = "data_drift"):
+    from inferloop.analyzer import Observation
+
+    return Observation("m", "v1", kind, subject, "warning", f"{subject} moved", {"x": 1}, 0, 10)
+
+
+def test_finding_lifecycle_confirms_resolves_dismisses_and_respects_scope(engine):
+    from inferloop.analyzer import apply_observations
+
+    def run(now, observations, scopes=(("v1", "drift"),)):
+        with engine.begin() as connection:
+            return apply_observations(
+                connection, "m", observations, evaluated=scopes, now_ns=now, confirm_runs=2, confirm_after_ns=100
+            )
+
+    run(0, [_observation("age"), _observation("income")])
+    run(10, [_observation("age"), _observation("income")])  # seen twice, but too soon
+    assert {f.status for f in _active(engine, "m")} == {"pending"}
+    run(100, [_observation("age")])  # income cleared while pending: dismissed
+    assert [(f.subject, f.status, f.occurrences) for f in _active(engine, "m")] == [("age", "open", 3)]
+    assert [f.subject for f in _active(engine, "m", statuses=("dismissed",))] == ["income"]
+    run(200, [], scopes=[("v1", "performance")])  # drift not evaluated: nothing clears
+    assert [f.status for f in _active(engine, "m")] == ["open"]
+    changes = run(300, [])
+    assert [(c.before, c.after) for c in changes] == [("open", "resolved")]
+    run(400, [_observation("age")])  # a new episode is a new finding
+    assert len(_active(engine, "m", statuses=("pending", "open", "resolved", "dismissed"))) == 3
