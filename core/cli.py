@@ -113,6 +113,43 @@ def cmd_analyzer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    """Pin a Parquet/CSV dataset as the drift reference of a model (or one version)."""
+    from inferloop.analyzer import register_reference
+    from inferloop.store.base import create_engine_for
+
+    settings = _settings(args)
+    if not args.file.exists():
+        print(f"inferloop: no such file: {args.file}", file=sys.stderr)
+        return 2
+    engine = create_engine_for(settings.resolved_database_url())
+    reference_id = register_reference(
+        engine, settings.data_dir, args.model, args.file, version=args.version, name=args.name
+    )
+    scope = f"{args.model} version {args.version}" if args.version else f"every version of {args.model}"
+    print(f"reference {reference_id} pinned for {scope} from {args.file}")
+    return 0
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    """Print the open and pending findings, newest last."""
+    from inferloop.analyzer import list_findings
+    from inferloop.store.base import create_engine_for
+
+    settings = _settings(args)
+    engine = create_engine_for(settings.resolved_database_url())
+    with engine.connect() as connection:
+        findings = list_findings(connection, model=args.model)
+    if not findings:
+        print("no open findings")
+    for finding in findings:
+        print(
+            f"#{finding.id} [{finding.status}/{finding.severity}] {finding.model} "
+            f"v{finding.version or '-'} {finding.kind}: {finding.title}"
+        )
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     if not SERVICES_SCRIPT.exists():
         print(
@@ -204,6 +241,21 @@ def build_parser() -> argparse.ArgumentParser:
     analyzer.add_argument("--interval", type=float, default=60.0, help="seconds between runs")
     analyzer.add_argument("--once", action="store_true", help="analyse once and exit")
     analyzer.set_defaults(handler=cmd_analyzer)
+
+    reference = commands.add_parser(
+        "reference", help="pin a Parquet/CSV dataset as a model's drift reference"
+    )
+    _add_store_options(reference)
+    reference.add_argument("model", help="model name, as given to @monitor")
+    reference.add_argument("file", type=Path, help=".parquet or .csv with one column per feature")
+    reference.add_argument("--version", help="only this model version (default: every version)")
+    reference.add_argument("--name", help="a label for the reference (default: the file name)")
+    reference.set_defaults(handler=cmd_reference)
+
+    findings = commands.add_parser("findings", help="list open and pending findings")
+    _add_store_options(findings)
+    findings.add_argument("--model", help="only this model")
+    findings.set_defaults(handler=cmd_findings)
 
     dev = commands.add_parser("dev", help="local Kafka and PostgreSQL for development and tests")
     dev.add_argument("service", choices=["kafka", "postgres", "services"])

@@ -71,6 +71,41 @@ def _print_latency(base_url: str) -> None:
     _say(f"\n  Delivery (GET /v1/models/fraud/completeness): {json.dumps(completeness)}")
 
 
+def _analyse(settings: Settings, engine, training_rows: list[dict], started_ns: int) -> None:
+    """Pin the training data as drift reference, analyse, and compare the two versions."""
+    import polars as pl
+    from inferloop.analyzer import (
+        AnalyzerConfig,
+        AnalyzerWorker,
+        compare_stored_versions,
+        list_findings,
+        register_reference,
+    )
+
+    register_reference(engine, settings.data_dir, MODEL, pl.DataFrame(training_rows), name="training data")
+    # The demo compresses days into seconds: one short window, no waiting for a second
+    # window to confirm what the first one found.
+    config = AnalyzerConfig(window_s=300, confirm_runs=1, confirm_after_s=0)
+    AnalyzerWorker(settings, engine, config=config).run_once()
+    with engine.connect() as connection:
+        findings = list_findings(connection, model=MODEL)
+    _say(f"\n  Findings ({len(findings)}; also `inferloop findings --data-dir {settings.data_dir}`):")
+    for finding in findings:
+        report = f"  report: {finding.report_path}" if finding.report_path else ""
+        _say(f"    [{finding.severity:<8}] v{finding.version or '-'} {finding.kind}: {finding.title}{report}")
+
+    verdict = compare_stored_versions(
+        engine, MODEL, live="1", candidate="2", start_ns=started_ns, end_ns=time.time_ns()
+    )
+    _say(f"\n  Candidate v2 against live v1 (the guarded-rollout check): {verdict.verdict.upper()}")
+    for check in verdict.checks:
+        mark = "REGRESSED" if check.regressed else "ok"
+        _say(
+            f"    {check.metric:<16} live {check.baseline:>10.4g}  candidate {check.current:>10.4g}"
+            f"  p={check.p_value:.2g}  {mark}"
+        )
+
+
 def run_demo(settings: Settings, *, plan: DemoPlan, stop_event: threading.Event, keep_serving: bool) -> int:
     from inferloop import sdk
     from inferloop.embedded import EmbeddedServer, build_platform
@@ -91,7 +126,8 @@ def run_demo(settings: Settings, *, plan: DemoPlan, stop_event: threading.Event,
 
     rng = random.Random(plan.seed)
     _say("2/5  Training the demo model (a small torch MLP)…")
-    model, _training_rows = train_model(rng)
+    model, training_rows = train_model(rng)
+    started_ns = time.time_ns()
 
     _say("3/5  Serving traffic through @monitor (HTTP transport to the platform)…")
     sdk.configure(transport="http", endpoint=base_url)
@@ -107,6 +143,7 @@ def run_demo(settings: Settings, *, plan: DemoPlan, stop_event: threading.Event,
 
     _say("5/5  What the platform saw:")
     _print_latency(base_url)
+    _analyse(settings, engine, training_rows, started_ns)
 
     _say(f"\nThe platform keeps running at {base_url} (Ctrl-C stops it).")
     if keep_serving:

@@ -16,3 +16,5 @@ def configure_logging(level: str | None = None) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # Alembic narrates every plugin and revision at INFO; the CLI reports the outcome itself.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
