@@ -15,8 +15,11 @@ Last line of output: one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,13 +27,12 @@ import uuid
 
 import orjson
 import sqlalchemy as sa
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
-
 from inferloop.collector import IngestMetrics, run_collector
 from inferloop.collector.consumer import crc_checks_are_cheap
 from inferloop.settings import Settings
 from inferloop.store import create_engine_for, upgrade
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
 
 MINUTE_NS = 60_000_000_000
 
@@ -91,7 +93,10 @@ def fill_topic(bootstrap: str, topic: str, partitions: int, messages) -> None:
     admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     admin.close()
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=1 << 20,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=20,
+        batch_size=1 << 20,
         max_request_size=16 << 20,
     )
     for key, value in messages:
@@ -148,15 +153,65 @@ def collector_rate(settings: Settings, total_events: int, timeout_s: float) -> d
         stop.set()
         worker.join(timeout=60)
     batch = metrics.batch_seconds.labels("kafka")
-    batches = sum(
-        s.value for s in batch.collect()[0].samples if s.name.endswith("_count")
-    )
+    batches = sum(s.value for s in batch.collect()[0].samples if s.name.endswith("_count"))
     batch_sum = sum(s.value for s in batch.collect()[0].samples if s.name.endswith("_sum"))
     return {
         "events_per_s": (total_events - first_count) / (done_at - first_at),
         "mean_batch_ms": 1000 * batch_sum / max(batches, 1),
         "batches": batches,
     }
+
+
+_COLLECTOR_CODE = """
+import sys
+from inferloop.collector import run_collector
+from inferloop.settings import Settings
+run_collector(Settings())
+"""
+
+
+def collector_processes_rate(
+    settings: Settings, processes: int, total_events: int, timeout_s: float
+) -> dict[str, float]:
+    """Several collector processes in one group (own GILs), rate read from the database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INFERLOOP_")}
+    env.update(
+        INFERLOOP_DATABASE_URL=settings.database_url,
+        INFERLOOP_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        INFERLOOP_KAFKA_TOPIC=settings.kafka_topic,
+        INFERLOOP_KAFKA_GROUP_ID=settings.kafka_group_id,
+        INFERLOOP_KAFKA_DEAD_LETTER_TOPIC=settings.kafka_dead_letter_topic,
+    )
+    engine = create_engine_for(settings.database_url)
+    started = time.monotonic()
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _COLLECTOR_CODE], env=env, stderr=subprocess.DEVNULL
+        )
+        for _ in range(processes)
+    ]
+    first_at = first_count = None
+    try:
+        while True:
+            with engine.connect() as connection:
+                stored = int(
+                    connection.scalar(sa.text("SELECT coalesce(sum(count), 0) FROM minute_rollups"))
+                )
+            now = time.perf_counter()
+            if first_at is None and stored > 0:
+                first_at, first_count = now, stored
+            if stored >= total_events:
+                break
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"stored {stored} of {total_events}")
+            time.sleep(0.05)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=30)
+        engine.dispose()
+    return {"events_per_s": (total_events - first_count) / (now - first_at)}
 
 
 def verify(url: str, total_events: int) -> None:
@@ -175,7 +230,9 @@ def main() -> None:
     parser.add_argument("--events-per-message", type=int, default=100)
     parser.add_argument("--partitions", type=int, default=2)
     parser.add_argument("--models", type=int, default=4)
-    parser.add_argument("--bootstrap", default=os.environ.get("INFERLOOP_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092"))
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("INFERLOOP_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+    )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
@@ -183,6 +240,12 @@ def main() -> None:
         ),
     )
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="also measure this many collector processes in one group into PostgreSQL (0: skip)",
+    )
     args = parser.parse_args()
 
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
@@ -190,8 +253,10 @@ def main() -> None:
     messages = make_messages(args.events, args.events_per_message, args.models)
     fill_topic(args.bootstrap, topic, args.partitions, messages)
     payload_mb = sum(len(v) for _, v in messages) / 1e6
-    print(f"filled {topic}: {len(messages)} messages, {args.events} events, "
-          f"{payload_mb:.1f} MB in {time.perf_counter() - t:.1f} s")
+    print(
+        f"filled {topic}: {len(messages)} messages, {args.events} events, "
+        f"{payload_mb:.1f} MB in {time.perf_counter() - t:.1f} s"
+    )
 
     raw = raw_consume_rate(args.bootstrap, topic, args.partitions, args.events)
     print(f"raw consume+decode: {raw:,.0f} events/s")
@@ -201,8 +266,11 @@ def main() -> None:
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
-    figures: dict[str, float] = {"events": args.events, "events_per_message": args.events_per_message,
-                                 "raw_consume_events_per_s": round(raw)}
+    figures: dict[str, float] = {
+        "events": args.events,
+        "events_per_message": args.events_per_message,
+        "raw_consume_events_per_s": round(raw),
+    }
     tmp = tempfile.TemporaryDirectory()
     try:
         targets = [("postgresql", admin_url.set(database=database).render_as_string(False))]
@@ -219,21 +287,43 @@ def main() -> None:
             )
             result = collector_rate(settings, args.events, timeout_s=300)
             verify(url, args.events)
-            print(f"collector -> {name}: {result['events_per_s']:,.0f} events/s, "
-                  f"{result['mean_batch_ms']:.1f} ms mean batch over {result['batches']:.0f} batches")
+            print(
+                f"collector -> {name}: {result['events_per_s']:,.0f} events/s, "
+                f"{result['mean_batch_ms']:.1f} ms mean batch over {result['batches']:.0f} batches"
+            )
             figures[f"{name}_events_per_s"] = round(result["events_per_s"])
             figures[f"{name}_mean_batch_ms"] = round(result["mean_batch_ms"], 2)
             figures[f"{name}_vs_raw_consume"] = round(result["events_per_s"] / raw, 3)
+            if name == "postgresql" and args.processes > 1:
+                with create_engine_for(url).begin() as connection:
+                    connection.execute(
+                        sa.text(
+                            "TRUNCATE events, minute_rollups, delivery_ranges, sdk_drops, dead_letters"
+                        )
+                    )
+                group = Settings(
+                    **{
+                        **settings.model_dump(),
+                        "kafka_group_id": f"bench-procs-{uuid.uuid4().hex[:6]}",
+                    }
+                )
+                multi = collector_processes_rate(group, args.processes, args.events, timeout_s=300)
+                verify(url, args.events)
+                key = f"postgresql_{args.processes}_processes"
+                print(
+                    f"{args.processes} collector processes -> postgresql: "
+                    f"{multi['events_per_s']:,.0f} events/s"
+                )
+                figures[f"{key}_events_per_s"] = round(multi["events_per_s"])
+                figures[f"{key}_vs_raw_consume"] = round(multi["events_per_s"] / raw, 3)
     finally:
         tmp.cleanup()
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()
         admin_client = KafkaAdminClient(bootstrap_servers=args.bootstrap)
-        try:
+        with contextlib.suppress(Exception):  # cleanup only
             admin_client.delete_topics([topic])
-        except Exception:  # noqa: BLE001 - cleanup only
-            pass
         admin_client.close()
     print(json.dumps(figures))
 
