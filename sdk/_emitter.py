@@ -25,12 +25,14 @@ from ._transports import PermanentTransportError, Transport
 
 SCHEMA_VERSION = 1
 ERROR_MESSAGE_MAX = 1_000
+_PLAIN_SCALARS = frozenset((int, float, str, bool, type(None)))
 LABEL = object()  # first item of a label record, instead of a MonitorSpec
 _SEND_FAILED = "send_failed"
+MAX_IN_FLIGHT = 4  # batches awaiting the broker's ack at once (pipelining transports)
 
 
 class _Batch:
-    __slots__ = ("key", "data", "count", "report", "attempts", "first_failure")
+    __slots__ = ("key", "data", "count", "report", "attempts", "first_failure", "handle")
 
     def __init__(self, key: str, data: bytes, count: int, report: dict[str, int]) -> None:
         self.key = key
@@ -39,6 +41,7 @@ class _Batch:
         self.report = report
         self.attempts = 0
         self.first_failure: float | None = None
+        self.handle: Any = None  # pending delivery of a pipelining transport
 
 
 class Emitter:
@@ -69,6 +72,7 @@ class Emitter:
         self._seq = 0
         self._outbox: deque[_Batch] = deque()
         self._outbox_events = 0
+        self._in_flight: list[_Batch] = []
         self._retry_at = 0.0
         self._drained = 0
         self._counts = {"sent": 0, "failed": 0, "retried": 0, "batches": 0, "internal_errors": 0}
@@ -164,6 +168,7 @@ class Emitter:
         self._close_transport()
 
     def _cycle(self) -> None:
+        self.wake.clear()  # before looking at the state: a wake-up after this is never lost
         if time.monotonic() - self._cuda_checked > 1.0:
             self.cuda_active = _cuda.cuda_in_use()
             self._cuda_checked = time.monotonic()
@@ -182,8 +187,13 @@ class Emitter:
             timeout = 0.002
         if self._outbox and self._retry_at > 0:
             timeout = min(timeout, max(0.001, self._retry_at - time.monotonic()))
+        elif self._outbox and len(self._in_flight) < MAX_IN_FLIGHT and not self._in_flight_all():
+            timeout = 0.0  # batches are ready and a slot is free
         self.wake.wait(timeout)
-        self.wake.clear()
+
+    def _in_flight_all(self) -> bool:
+        """True when every batch in the outbox is already in flight."""
+        return len(self._in_flight) >= len(self._outbox)
 
     def _drain(self, limit: int) -> None:
         """Turn queued records into serialised batches in the outbox (one model per batch)."""
@@ -217,26 +227,38 @@ class Emitter:
                 self._unreported.get("queue_full", 0) + queue_full - self._queue_full_reported
             )
             self._queue_full_reported = queue_full
-        size = self.config.batch_size
         for model, events in by_model.items():
-            for start in range(0, len(events), size):
-                self._batch(model, events[start : start + size])
+            self._batch(model, events)
 
     def _batch(self, model: str, events: list[dict[str, Any]]) -> None:
-        report = self._unreported
-        if report:
-            events[0]["dropped"] = dict(report)
-            self._unreported = {}
-        data = dumps({"schema_version": SCHEMA_VERSION, "emitter_id": self.emitter_id, "events": events})
-        if len(data) > self.config.batch_max_bytes and len(events) > 1:
+        """Serialise events one by one and cut batches by count and by bytes (no re-encoding).
+
+        The first event of a batch carries the drops not yet reported to the platform.
+        """
+        encoded = [dumps(event) for event in events]
+        header = b'{"schema_version":1,"emitter_id":"' + self.emitter_id.encode() + b'","events":['
+        max_bytes = self.config.batch_max_bytes - len(header) - 2
+        max_count = self.config.batch_size
+        total = len(encoded)
+        start = 0
+        while start < total:
+            report = self._unreported
             if report:
-                del events[0]["dropped"]
-                self._unreported = report
-            half = len(events) // 2
-            self._batch(model, events[:half])
-            self._batch(model, events[half:])
-            return
-        count = len(events)
+                events[start]["dropped"] = dict(report)
+                encoded[start] = dumps(events[start])
+                self._unreported = {}
+            size = len(encoded[start])
+            end = start + 1
+            limit = min(total, start + max_count)
+            while end < limit:
+                size += len(encoded[end]) + 1
+                if size > max_bytes:
+                    break
+                end += 1
+            self._add_batch(model, header + b",".join(encoded[start:end]) + b"]}", end - start, report)
+            start = end
+
+    def _add_batch(self, model: str, data: bytes, count: int, report: dict[str, int]) -> None:
         if self._outbox_events + count > self.config.buffer_events:
             self._restore_report(report)
             self._count_drop("buffer_full", count)
@@ -246,47 +268,110 @@ class Emitter:
         self._outbox_events += count
 
     def _send_ready(self) -> None:
+        if self._transport is None:
+            try:
+                self._transport = self._transport_factory()
+            except Exception as exc:  # noqa: BLE001 - retried like a failed send
+                if self._outbox:
+                    self._on_failure(self._outbox[0], exc)
+                return
+        submit = getattr(self._transport, "submit", None)
+        if submit is None:
+            self._send_one_by_one()
+        else:
+            self._reap_in_flight()
+            self._submit_ready(submit)
+
+    def _send_one_by_one(self) -> None:
+        """Plain transports: `send()` returns once delivered, raises otherwise."""
         outbox = self._outbox
         while outbox:
-            now = time.monotonic()
-            if now < self._retry_at:
+            if time.monotonic() < self._retry_at:
                 return
             batch = outbox[0]
             try:
-                if self._transport is None:
-                    self._transport = self._transport_factory()
-                self._transport.send(batch.data, key=batch.key)
-            except PermanentTransportError as exc:
-                self._give_up(batch, f"refused: {exc}")
-            except Exception as exc:  # noqa: BLE001 - any transport failure is retried
-                self._counts["retried"] += 1
-                batch.attempts += 1
-                if batch.first_failure is None:
-                    batch.first_failure = now
-                if now - batch.first_failure > self.config.retry_timeout_s:
-                    self._give_up(batch, f"gave up after {batch.attempts} attempts: {exc!r}")
-                    continue
-                backoff = min(
-                    self.config.retry_backoff_max_s,
-                    self.config.retry_backoff_s * (2 ** min(batch.attempts - 1, 16)),
-                )
-                self._retry_at = time.monotonic() + backoff * (0.5 + self._random.random() / 2)
-                self._log.warning("send", "inferloop SDK send failed, will retry: %r", exc)
-                return
+                self._transport.send(batch.data, key=batch.key)  # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001 - classified in _on_failure
+                if not self._on_failure(batch, exc):
+                    return
             else:
-                outbox.popleft()
-                self._outbox_events -= batch.count
-                self._counts["sent"] += batch.count
-                self._counts["batches"] += 1
-                self._retry_at = 0.0
+                self._on_success(batch)
                 # Keep draining between sends so that serving threads never find a full queue
                 # just because the outbox is long.
                 if len(self.queue) >= self.wake_at:
                     self._drain(limit=self.config.batch_size * 8)
 
-    def _give_up(self, batch: _Batch, why: str) -> None:
-        self._outbox.popleft()
+    def _submit_ready(self, submit: Callable[..., Any]) -> None:
+        """Pipelining transports (Kafka): keep up to MAX_IN_FLIGHT batches awaiting acks, so that
+        building the next batch overlaps the broker's round trip."""
+        in_flight = self._in_flight
+        if time.monotonic() < self._retry_at:
+            return
+        waiting = [batch for batch in itertools.islice(self._outbox, 0, 2 * MAX_IN_FLIGHT) if batch.handle is None]
+        for batch in waiting:
+            if len(in_flight) >= MAX_IN_FLIGHT:
+                return
+            try:
+                batch.handle = submit(batch.data, key=batch.key, on_done=self.wake.set)
+            except Exception as exc:  # noqa: BLE001 - classified in _on_failure
+                if not self._on_failure(batch, exc):
+                    return
+            else:
+                in_flight.append(batch)
+
+    def _reap_in_flight(self) -> None:
+        if not self._in_flight:
+            return
+        still: list[_Batch] = []
+        for batch in self._in_flight:
+            handle = batch.handle
+            if not handle.done:
+                still.append(batch)
+                continue
+            batch.handle = None
+            error = handle.error
+            if error is None:
+                self._on_success(batch)
+            else:
+                self._on_failure(batch, error)
+        self._in_flight = still
+
+    def _on_success(self, batch: _Batch) -> None:
+        self._remove(batch)
+        self._counts["sent"] += batch.count
+        self._counts["batches"] += 1
+        self._retry_at = 0.0
+
+    def _on_failure(self, batch: _Batch, exc: BaseException) -> bool:
+        """Count a failed attempt. True if the batch was given up (the caller may go on)."""
+        if isinstance(exc, PermanentTransportError):
+            self._give_up(batch, f"refused: {exc}")
+            return True
+        now = time.monotonic()
+        self._counts["retried"] += 1
+        batch.attempts += 1
+        if batch.first_failure is None:
+            batch.first_failure = now
+        if now - batch.first_failure > self.config.retry_timeout_s:
+            self._give_up(batch, f"gave up after {batch.attempts} attempts: {exc!r}")
+            return True
+        backoff = min(
+            self.config.retry_backoff_max_s,
+            self.config.retry_backoff_s * (2 ** min(batch.attempts - 1, 16)),
+        )
+        self._retry_at = now + backoff * (0.5 + self._random.random() / 2)
+        self._log.warning("send", "inferloop SDK send failed, will retry: %r", exc)
+        return False
+
+    def _remove(self, batch: _Batch) -> None:
+        if self._outbox and self._outbox[0] is batch:
+            self._outbox.popleft()
+        else:
+            self._outbox.remove(batch)
         self._outbox_events -= batch.count
+
+    def _give_up(self, batch: _Batch, why: str) -> None:
+        self._remove(batch)
         self._counts["failed"] += batch.count
         self._restore_report(batch.report)
         self._unreported[_SEND_FAILED] = self._unreported.get(_SEND_FAILED, 0) + batch.count
@@ -333,6 +418,11 @@ class Emitter:
         start_ns = started + self.epoch_offset_ns
         config = self.config
         sampled = config.sample_rate >= 1.0 or self._random.random() < config.sample_rate
+        if extra is None and spec.batch_size is None:
+            row = spec.scalar_row(args, kwargs)
+            if row is not None and len(row) * 300 <= config.payload_max_bytes:
+                return spec.model, self._scalar_event(spec, start_ns, latency, error, row,
+                                                      result, prediction, sampled)
         inputs_value = spec.inputs_of(args, kwargs)
         tags = spec.tags
         device = spec.device
@@ -382,6 +472,54 @@ class Emitter:
             "outputs": outputs,
             "prediction_id": str(prediction),
             "tags": tags,
+        }
+
+    def _scalar_event(self, spec: Any, start_ns: int, latency: int, error: BaseException | None,
+                      row: dict[str, Any], result: Any, prediction: Any, sampled: bool) -> dict[str, Any]:
+        """The common case, kept cheap: every argument a plain scalar (one row, batch of 1)."""
+        inputs = outputs = None
+        if sampled:
+            inputs = {"rows": [row]} if spec.capture_inputs else None
+            if error is None and spec.capture_outputs:
+                kind = type(result)
+                if kind in _PLAIN_SCALARS and (kind is not str or len(result) <= 256):
+                    outputs = {"rows": [{"value": result}]}
+                else:
+                    outputs = self._payload(result, True)
+            if self._redaction.active:
+                try:
+                    inputs = self._redaction.apply(inputs)
+                    if error is None and type(result) in _PLAIN_SCALARS:
+                        outputs = self._redaction.apply(outputs)
+                except Exception as exc:  # noqa: BLE001 - a failing hook loses the payload only
+                    self._counts["internal_errors"] += 1
+                    self._log.warning("payload", "inferloop SDK redaction failed: %r", exc)
+                    inputs = outputs = None
+        seq = self._seq
+        self._seq = seq + 1
+        if type(prediction) is int:
+            prediction = f"{self.prediction_prefix}-{prediction:x}"
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "inference",
+            "event_id": self._event_ids.make(start_ns, seq),
+            "emitter_id": self.emitter_id,
+            "seq": seq,
+            "model": spec.model,
+            "version": spec.version,
+            "environment": spec.environment or self.config.environment,
+            "start_time_ns": start_ns,
+            "latency_ns": latency,
+            "device_time_ns": None,
+            "status": "ok" if error is None else "error",
+            "error_type": None if error is None else type(error).__name__,
+            "error_message": None if error is None else _error_message(error),
+            "batch_size": 1,
+            "device": spec.device or "cpu",
+            "inputs": inputs,
+            "outputs": outputs,
+            "prediction_id": prediction,
+            "tags": spec.tags,
         }
 
     def _payload(self, value: Any, capture: bool) -> dict[str, Any] | None:

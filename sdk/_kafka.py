@@ -9,6 +9,7 @@ whose bounded buffer absorbs an outage.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from typing import Any
 
 from ._transports import PermanentTransportError
@@ -31,6 +32,45 @@ def choose_compression(requested: str) -> str | None:
     return "gzip"
 
 
+_PERMANENT_ERRORS = frozenset({
+    "MessageSizeTooLargeError", "RecordTooLargeError", "InvalidRecordError",
+    "TopicAuthorizationFailedError", "ClusterAuthorizationFailedError",
+})
+
+
+class Delivery:
+    """The pending ack of one batch: `done`, then `error` (None when delivered)."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    @property
+    def done(self) -> bool:
+        return bool(self._future.is_done)
+
+    def wait(self, timeout_s: float) -> None:
+        from kafka.errors import KafkaTimeoutError
+
+        try:
+            self._future.get(timeout=timeout_s)
+        except KafkaTimeoutError:
+            if not self._future.is_done:
+                raise
+        except Exception:  # noqa: BLE001 - reported through `error`
+            pass
+
+    @property
+    def error(self) -> BaseException | None:
+        exception = self._future.exception
+        if exception is None:
+            return None
+        if type(exception).__name__ in _PERMANENT_ERRORS:
+            return PermanentTransportError(f"{type(exception).__name__}: {exception}")
+        return exception
+
+
 class KafkaTransport:
     """Produces each batch as one message, key = model (per-model ordering), to one topic."""
 
@@ -40,12 +80,10 @@ class KafkaTransport:
         topic: str,
         *,
         compression: str = "auto",
-        wait_s: float = 1.0,
         options: dict[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.compression = choose_compression(compression)
-        self._wait_s = wait_s
         self._config: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers.split(","),
             "client_id": "inferloop-sdk",
@@ -61,7 +99,7 @@ class KafkaTransport:
         }
         self._config.update(options or {})
         self._producer: Any = None
-        self._in_flight: tuple[bytes, Any] | None = None
+        self._delivery_timeout_s = self._config["delivery_timeout_ms"] / 1000 + 5
 
     def _ensure_producer(self) -> Any:
         if self._producer is None:
@@ -70,32 +108,24 @@ class KafkaTransport:
             self._producer = KafkaProducer(**self._config)  # raises KafkaTimeoutError if no broker
         return self._producer
 
-    def send(self, batch: bytes, *, key: str) -> None:
-        from kafka.errors import KafkaError, KafkaTimeoutError
+    def submit(self, batch: bytes, *, key: str, on_done: Callable[[], None] | None = None) -> Delivery:
+        """Hand one batch to kafka-python without waiting for the ack (the emitter pipelines).
 
+        Raises when the batch cannot even be queued (no producer yet, no metadata in time).
+        """
         producer = self._ensure_producer()
-        # A retry of the batch still in flight waits on the same produce request instead of
-        # sending a duplicate: kafka-python keeps retrying it until delivery_timeout_ms.
-        if self._in_flight is not None and self._in_flight[0] is batch and not self._in_flight[1].is_done:
-            future = self._in_flight[1]
-        else:
-            future = producer.send(self.topic, value=batch, key=key.encode())
-            self._in_flight = (batch, future)
-        try:
-            future.get(timeout=self._wait_s)
-        except KafkaTimeoutError:
-            raise
-        except KafkaError as exc:
-            self._in_flight = None
-            if not getattr(exc, "retriable", False) and type(exc).__name__ in (
-                "MessageSizeTooLargeError",
-                "RecordTooLargeError",
-                "InvalidRecordError",
-                "TopicAuthorizationFailedError",
-            ):
-                raise PermanentTransportError(f"{type(exc).__name__}: {exc}") from exc
-            raise
-        self._in_flight = None
+        future = producer.send(self.topic, value=batch, key=key.encode())
+        if on_done is not None:
+            future.add_both(lambda _result: on_done())
+        return Delivery(future)
+
+    def send(self, batch: bytes, *, key: str) -> None:
+        """The one-method Transport form: submit and wait for the broker's ack."""
+        delivery = self.submit(batch, key=key)
+        delivery.wait(self._delivery_timeout_s)
+        error = delivery.error
+        if error is not None:
+            raise error
 
     def close(self, timeout_s: float = 1.0) -> None:
         if self._producer is not None:

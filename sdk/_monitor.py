@@ -22,6 +22,7 @@ from . import _cuda, _payload, _state
 
 F = TypeVar("F", bound=Callable[..., Any])
 _perf_counter_ns = time.perf_counter_ns
+_PLAIN_SCALARS = frozenset((int, float, str, bool, type(None)))
 _last_prediction: ContextVar[Any] = ContextVar("inferloop_last_prediction", default=None)
 
 
@@ -120,6 +121,35 @@ class MonitorSpec:
             if not _payload.is_scalar(value):
                 return value
         return named
+
+    def scalar_row(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """The inputs as one row when every argument is a plain, short scalar; else None.
+
+        The worker's fast path: no payload inspection beyond one type check per argument.
+        """
+        if self.skip_first:
+            args = args[1:]
+        names = self.names
+        if len(args) > len(names):
+            return None
+        row: dict[str, Any] = {}
+        for name, value in zip(names, args, strict=False):
+            kind = type(value)
+            if kind not in _PLAIN_SCALARS or (kind is str and len(value) > 256):
+                return None
+            row[name] = value
+        for name, value in kwargs.items():
+            kind = type(value)
+            if kind not in _PLAIN_SCALARS or (kind is str and len(value) > 256):
+                return None
+            row[name] = value
+        if self.prediction_arg is not None:
+            row.pop(self.prediction_arg, None)
+        if not row:
+            return None
+        if len(row) == 1:  # a single value reads as "value", like any single input
+            return {"value": next(iter(row.values()))}
+        return row
 
     def batch_size_of(self, args: tuple[Any, ...], kwargs: dict[str, Any], inputs: Any) -> int:
         if isinstance(self.batch_size, int):
