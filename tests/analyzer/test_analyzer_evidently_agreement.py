@@ -119,3 +119,21 @@ def test_thresholds_and_drift_share_are_honoured_like_evidently():
         preset_options={"num_threshold": 0.05, "cat_threshold": 0.03, "drift_share": 0.2},
         options=DriftOptions(mode="evidently", num_threshold=0.05, cat_threshold=0.03, drift_share=0.2),
     )
+
+
+@pytest.mark.parametrize(
+    ("reference_rows", "current_rows"),
+    [(1000, 10_000), (1001, 10_001), (1000, 10_001)],
+    ids=["ks-exact-at-the-limits", "distances-just-above", "ks-asymptotic-just-above"],
+)
+def test_selection_boundaries_match_evidently(reference_rows, current_rows):
+    rng = np.random.default_rng(reference_rows + current_rows)
+    ours = _assert_same_as_evidently(_frame(rng, reference_rows, False), _frame(rng, current_rows, True))
+    expected = "ks" if reference_rows <= 1000 else "wasserstein"
+    assert ours.column("num_same").test == expected
+
+
+@pytest.mark.parametrize("drifted", [False, True])
+def test_large_samples_match_evidently(drifted):
+    rng = np.random.default_rng(99)
+    _assert_same_as_evidently(_frame(rng, 60_000, False), _frame(rng, 40_000, drifted))
