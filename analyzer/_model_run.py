@@ -227,10 +227,10 @@ class ModelAnalysis:
             window.model, window.version, window.start_ns, window.end_ns,
             {"type": "previous_period", "start_ns": window.start_ns - window_ns, "end_ns": window.start_ns},
         )
-        if events and previous:
+        if previous:  # an empty current window still counts: throughput fell to zero
             checks = compare_performance(
-                PerfWindow.from_events(calls_frame(previous), duration_s=window_s),
-                PerfWindow.from_events(calls_frame(events), duration_s=window_s),
+                PerfWindow.from_events(calls_frame(previous), duration_s=window_s, start_ns=window.start_ns - window_ns),
+                PerfWindow.from_events(calls_frame(events), duration_s=window_s, start_ns=window.start_ns),
                 self.config.performance,
             )
             if checks:

@@ -54,8 +54,14 @@ class PerfWindow:
     minute_counts: np.ndarray | None = None
 
     @classmethod
-    def from_events(cls, frame: Any, *, duration_s: float | None = None) -> PerfWindow:
-        """From a frame with `latency_ns`, `status`, `start_time_ns` (`device_time_ns` optional)."""
+    def from_events(
+        cls, frame: Any, *, duration_s: float | None = None, start_ns: int | None = None
+    ) -> PerfWindow:
+        """From a frame with `latency_ns`, `status`, `start_time_ns` (`device_time_ns` optional).
+
+        With `start_ns` and `duration_s`, per-minute counts cover the whole period, quiet
+        minutes included (a model that stops serving shows as zeros, not as no data).
+        """
         frame = to_polars(frame)
         latency = frame["latency_ns"].cast(float).to_numpy() / NS_PER_MS
         errors = (frame["status"] == "error").to_numpy()
@@ -64,7 +70,11 @@ class PerfWindow:
             device = frame["device_time_ns"].drop_nulls().cast(float).to_numpy() / NS_PER_MS
         starts = frame["start_time_ns"].to_numpy() if len(frame) else np.zeros(0, dtype=np.int64)
         minutes = None
-        if len(starts):
+        if start_ns is not None and duration_s:
+            slots = max(int(duration_s // 60), 1)
+            index = np.clip((starts - start_ns) // (60 * 10**9), 0, slots - 1).astype(np.int64)
+            minutes = np.bincount(index, minlength=slots).astype(float)
+        elif len(starts):
             minute = starts // (60 * 10**9)
             minutes = np.bincount(minute - minute.min()).astype(float)
             if duration_s is None:

@@ -61,7 +61,9 @@ class AnalyzerWorker:
     def run_once(self) -> list[FindingChange]:
         """Analyse each active model this worker can claim; return the finding changes."""
         now_ns = self.clock()
-        since_s = int((now_ns / NS - self.config.window_s) // 60 * 60)
+        # models seen in the current or the previous window: one that went quiet is
+        # still analysed (its throughput fell) and its findings can resolve
+        since_s = int((now_ns / NS - 2 * self.config.window_s) // 60 * 60)
         with self.engine.connect() as connection:
             models = active_models(connection, since_s)
         changes: list[FindingChange] = []

@@ -168,3 +168,15 @@ def test_finding_lifecycle_confirms_resolves_dismisses_and_respects_scope(engine
     assert [(c.before, c.after) for c in changes] == [("open", "resolved")]
     run(400, [_observation("age")])  # a new episode is a new finding
     assert len(_active(engine, "m", statuses=("pending", "open", "resolved", "dismissed"))) == 3
+
+
+def test_a_model_that_stops_serving_raises_a_throughput_finding(engine, tmp_path):
+    _write_hours(engine, Stream("quiet", seed=21), T0 - 3 * HOUR_NS, [{}, {}, {}])
+    config = AnalyzerConfig(window_s=3600, baseline_events=500, confirm_runs=1, confirm_after_s=0)
+    worker = AnalyzerWorker(
+        Settings(data_dir=tmp_path / "data"), engine, config=config, clock=lambda: T0 + HOUR_NS
+    )
+    worker.run_once()
+    findings = _active(engine, "quiet")
+    assert [(f.kind, f.subject) for f in findings] == [("throughput_change", "throughput_per_s")]
+    assert findings[0].evidence["current"] == 0.0 and findings[0].evidence["change"] == -1.0
