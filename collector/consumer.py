@@ -192,12 +192,16 @@ def run_collector(
             if polled:
                 messages, offsets = _to_messages(polled)
                 prepared = pipeline.prepare(messages, source="kafka")
-                _finish(consumer, in_flight, reporter)
+                if not _finish(consumer, in_flight, reporter):
+                    in_flight = None
+                    break  # nothing after an unstored batch may be committed
                 future = writer.submit(_store_until_done, pipeline, prepared, stop_event)
                 in_flight = _InFlight(future, offsets)
             else:
-                _finish(consumer, in_flight, reporter)
+                stored = _finish(consumer, in_flight, reporter)
                 in_flight = None
+                if not stored:
+                    break
             reporter.maybe_report(_update_lag(consumer, metrics))
         _finish(consumer, in_flight, reporter)
     finally:
@@ -243,13 +247,17 @@ def _store_until_done(
                 return None  # uncommitted: the next owner of these partitions redelivers them
 
 
-def _finish(consumer: KafkaConsumer, in_flight: _InFlight | None, reporter: _Reporter) -> None:
-    """Wait for the batch being stored, then commit its offsets (never before)."""
+def _finish(consumer: KafkaConsumer, in_flight: _InFlight | None, reporter: _Reporter) -> bool:
+    """Wait for the batch being stored, then commit its offsets (never before).
+
+    False when the batch was abandoned unstored (stop requested while the
+    store was down): then no later offset may be committed either.
+    """
     if in_flight is None:
-        return
+        return True
     result = in_flight.future.result()
     if result is None:
-        return
+        return False
     reporter.add(result.stored + result.duplicates, len(result.dead_letters), result.seconds)
     try:
         consumer.commit(in_flight.offsets)
@@ -257,3 +265,4 @@ def _finish(consumer: KafkaConsumer, in_flight: _InFlight | None, reporter: _Rep
         # The group rebalanced while we were writing; the new owner redelivers
         # these records and the idempotent store ignores them.
         logger.warning("offset commit failed (%s); records will be redelivered", error)
+    return True

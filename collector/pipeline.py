@@ -96,7 +96,7 @@ def _is_data_error(error: BaseException) -> bool:
     names = {cls.__name__ for cls in type(original).__mro__}
     if names & {"OperationalError", "InterfaceError"}:
         return False
-    return bool(names & {"DataError", "IntegrityError", "ProgrammingError", "NotSupportedError"})
+    return bool(names & {"DataError", "IntegrityError"})
 
 
 class IngestPipeline:

@@ -336,3 +336,25 @@ def _scrape(port: int) -> str:
 def _count_dead_letters(engine) -> int:
     with engine.connect() as connection:
         return connection.scalar(sa.text("SELECT count(*) FROM dead_letters"))
+
+
+def test_collector_started_before_the_schema_waits_and_loses_nothing(
+    database_url, kafka_bootstrap, make_topic, caplog
+):
+    topic = make_topic(partitions=1)
+    settings = _settings(database_url, kafka_bootstrap, topic, f"group-{topic}")
+    payloads, ids = _make_batches(["early"], batches_per_model=5, events_per_batch=10)
+    _produce_batches(kafka_bootstrap, topic, payloads)
+    stop = threading.Event()
+    worker = threading.Thread(target=run_collector, args=(settings,), kwargs={"stop_event": stop})
+    worker.start()
+    try:
+        _wait_for(lambda: "storing a batch failed" in caplog.text, 60, "a failed attempt to store")
+        upgrade(database_url)
+        engine = create_engine_for(database_url)
+        _wait_for(lambda: _stored_counts(engine)[0] >= len(ids), 60, "every event stored")
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    _assert_exactly_once(engine, ids)
+    engine.dispose()
