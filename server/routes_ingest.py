@@ -29,7 +29,14 @@ async def post_events(request: Request, state: StateDep):
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"body is larger than {limit} bytes")
-    body = await request.body()
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():  # bounded even without a Content-Length
+        received += len(chunk)
+        if received > limit:
+            raise HTTPException(413, f"body is larger than {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     result = await run_in_threadpool(state.pipeline.ingest, [InputMessage(body)], source="http")
     if not result.rejections:
         return IngestAccepted(stored=result.stored, duplicates=result.duplicates)

@@ -180,3 +180,22 @@ def test_workers_stop_in_reverse_order_when_the_app_stops(tmp_path):
     for _ in _serve(app):
         pass
     assert journal == ["start a", "start b", "stop b", "stop a"]
+
+
+def test_body_over_the_limit_is_refused_with_413_even_when_streamed(tmp_path):
+    url = f"sqlite:///{tmp_path / 'limit.db'}"
+    upgrade(url)
+    app = create_app(Settings(database_url=url))
+    app.state.inferloop.pipeline.max_message_bytes = 1000
+    factory = EventFactory()
+    body = factory.batch_bytes([factory.inference() for _ in range(10)])
+    assert len(body) > 1000
+
+    def chunks():
+        yield body[:500]
+        yield body[500:]
+
+    for base in _serve(app):
+        declared = httpx.post(f"{base}/v1/events", content=body)
+        streamed = httpx.post(f"{base}/v1/events", content=chunks())
+        assert (declared.status_code, streamed.status_code) == (413, 413)
