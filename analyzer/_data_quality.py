@@ -59,7 +59,9 @@ def data_quality(
     return issues
 
 
-def _missing(name, column: pl.Series, ref_total: int, ref_missing: int, options) -> list[DataQualityIssue]:
+def _missing(
+    name, column: pl.Series, ref_total: int, ref_missing: int, options
+) -> list[DataQualityIssue]:
     missing = column.null_count()
     if column.dtype.is_float():
         missing += int((~column.drop_nulls().is_finite()).sum())
@@ -94,7 +96,9 @@ def _new_categories(name, column: pl.Series, known: set, options) -> list[DataQu
     ]
 
 
-def _out_of_range(name, column: pl.Series, low: float, high: float, ref_n: int, options) -> list[DataQualityIssue]:
+def _out_of_range(
+    name, column: pl.Series, low: float, high: float, ref_n: int, options
+) -> list[DataQualityIssue]:
     values = column.cast(pl.Float64).drop_nulls()
     values = values.filter(values.is_finite()).to_numpy()
     if values.size == 0:

@@ -144,8 +144,18 @@ def _compare_column(
     effect_name, effect = _effect_size(ref, cur, kind, test.name, result.score)
     cur.__dict__.pop("_cdf_gap", None)  # the merged arrays are large; free them now
     return ColumnDrift(
-        name, kind, test.name, threshold, test.score_kind, result.statistic, result.score,
-        bool(result.drifted), effect_name, effect, ref.n, cur.n,
+        name,
+        kind,
+        test.name,
+        threshold,
+        test.score_kind,
+        result.statistic,
+        result.score,
+        bool(result.drifted),
+        effect_name,
+        effect,
+        ref.n,
+        cur.n,
     )
 
 
@@ -189,7 +199,9 @@ def alarming_columns(report: DriftReport, options: DriftOptions | None = None) -
     if report.mode == "evidently":
         return [c for c in report.columns if c.drifted]
     tested = [c for c in report.columns if c.score_kind == "p_value"]
-    adjusted = dict(zip([c.column for c in tested], holm_adjusted([c.score for c in tested]), strict=True))
+    adjusted = dict(
+        zip([c.column for c in tested], holm_adjusted([c.score for c in tested]), strict=True)
+    )
     alarms = []
     for col in report.columns:
         if col.score_kind == "distance":

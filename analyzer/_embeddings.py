@@ -67,11 +67,15 @@ def embedding_drift(
         report = compute_drift(profile, frame, options)
         moved = [c.column for c in report.columns if c.drifted]
         share = len(moved) / dims
-        return EmbeddingDrift("ratio", share, share > (0.2 if threshold is None else threshold), tuple(moved))
+        return EmbeddingDrift(
+            "ratio", share, share > (0.2 if threshold is None else threshold), tuple(moved)
+        )
     if method == "calibrated":
         options = DriftOptions(num_test="ks", min_effect=min_effect, family_alpha=family_alpha)
         report = compute_drift(profile, frame, options)
         moved = [c.column for c in alarming_columns(report, options)]
         share = len(moved) / dims
-        return EmbeddingDrift("calibrated", share, share > (0.0 if threshold is None else threshold), tuple(moved))
+        return EmbeddingDrift(
+            "calibrated", share, share > (0.0 if threshold is None else threshold), tuple(moved)
+        )
     raise ValueError("method must be 'ratio' or 'calibrated'")

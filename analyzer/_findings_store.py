@@ -123,7 +123,9 @@ def list_findings(
 
 
 def set_report_path(connection: sa.Connection, finding_id: int, path: str) -> None:
-    connection.execute(sa.update(_FINDINGS).where(_FINDINGS.c.id == finding_id).values(report_path=path))
+    connection.execute(
+        sa.update(_FINDINGS).where(_FINDINGS.c.id == finding_id).values(report_path=path)
+    )
 
 
 def finding_report_path(connection: sa.Connection, finding_id: int) -> str | None:

@@ -30,7 +30,13 @@ def _insert_ignoring_existing(connection: sa.Connection, model: str) -> None:
 
 
 def claim_model(
-    connection: sa.Connection, model: str, owner: str, *, now_ns: int, lease_ns: int, interval_ns: int
+    connection: sa.Connection,
+    model: str,
+    owner: str,
+    *,
+    now_ns: int,
+    lease_ns: int,
+    interval_ns: int,
 ) -> bool:
     """Take `model` for `lease_ns` if it is free and due; True when this worker got it."""
     _insert_ignoring_existing(connection, model)

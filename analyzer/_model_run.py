@@ -69,7 +69,9 @@ def reference_kinds(frame: pl.DataFrame) -> dict[str, ColumnKind]:
     return kinds
 
 
-def prediction_pairs(rows: list[tuple[Any, Any]], key: str | None) -> tuple[str, np.ndarray, np.ndarray] | None:
+def prediction_pairs(
+    rows: list[tuple[Any, Any]], key: str | None
+) -> tuple[str, np.ndarray, np.ndarray] | None:
     """(task, y_true, y_pred) from joined (outputs, label) pairs; None when unusable."""
     truths, predictions = [], []
     for outputs, label in rows:
@@ -89,7 +91,9 @@ def prediction_pairs(rows: list[tuple[Any, Any]], key: str | None) -> tuple[str,
         return "regression", np.asarray(truths, dtype=float), np.asarray(predictions, dtype=float)
     predicted = np.asarray(predictions, dtype=object)
     if numeric and all(isinstance(p, float) and 0 <= p <= 1 for p in predictions):
-        predicted = (np.asarray(predictions, dtype=float) >= 0.5).astype(int)  # a score: threshold it
+        predicted = (np.asarray(predictions, dtype=float) >= 0.5).astype(
+            int
+        )  # a score: threshold it
     return "classification", np.asarray(truths, dtype=object), predicted.astype(object)
 
 
@@ -124,8 +128,17 @@ class ModelAnalysis:
         with self.engine.connect() as connection:
             for version in versions:
                 window = Window(model, version, start_ns, now_ns)
-                events = window_events(connection, model, version, start_ns, now_ns, self.config.max_events)
-                previous = window_events(connection, model, version, start_ns - window_ns, start_ns, self.config.max_events)
+                events = window_events(
+                    connection, model, version, start_ns, now_ns, self.config.max_events
+                )
+                previous = window_events(
+                    connection,
+                    model,
+                    version,
+                    start_ns - window_ns,
+                    start_ns,
+                    self.config.max_events,
+                )
                 found, scopes, frames = self._drift(connection, window, events, previous)
                 observations += found
                 evaluated |= {(version, s) for s in scopes}
@@ -136,8 +149,13 @@ class ModelAnalysis:
                 evaluated |= {(version, s) for s in scopes}
         with self.engine.begin() as connection:
             changes = apply_observations(
-                connection, model, observations, evaluated=evaluated, now_ns=now_ns,
-                confirm_runs=self.config.confirm_runs, confirm_after_ns=self.config.confirm_after_ns,
+                connection,
+                model,
+                observations,
+                evaluated=evaluated,
+                now_ns=now_ns,
+                confirm_runs=self.config.confirm_runs,
+                confirm_after_ns=self.config.confirm_after_ns,
             )
         if self.config.render_reports:
             self._render_reports(changes, current_frames)
@@ -152,16 +170,24 @@ class ModelAnalysis:
             return [], [], None
         report = compute_drift(reference.profile, current, self.config.drift)
         alarms = alarming_columns(report, self.config.drift)
-        window = Window(window.model, window.version, window.start_ns, window.end_ns, reference.description)
+        window = Window(
+            window.model, window.version, window.start_ns, window.end_ns, reference.description
+        )
         embedding_found = []
         for name, profile in reference.embeddings.items():
             columns = list(profile.samples)
             if set(columns) <= set(current.columns):
                 result = embedding_drift(profile, current.select(columns))
                 embedding_found += embedding_observation(window, name, result)
-        ids = current[PREDICTION_ID].unique(maintain_order=True).head(5).to_list() if PREDICTION_ID in current.columns else []
+        ids = (
+            current[PREDICTION_ID].unique(maintain_order=True).head(5).to_list()
+            if PREDICTION_ID in current.columns
+            else []
+        )
         found = drift_observations(window, report, alarms, ids) + embedding_found
-        found += data_quality_observations(window, data_quality(reference.profile, current, self.config.data_quality))
+        found += data_quality_observations(
+            window, data_quality(reference.profile, current, self.config.data_quality)
+        )
         return found, ["drift", "data_quality"], (current, reference)
 
     def _reference(self, connection, window: Window, previous) -> LoadedReference | None:
@@ -171,16 +197,24 @@ class ModelAnalysis:
             if key not in self._references:
                 frame = read_table(pinned.path)
                 kinds = {c: ColumnKind(k) for c, k in pinned.column_kinds.items()}
-                self._references[key] = self._load({"type": "pinned", "reference_id": pinned.id, "name": pinned.name}, frame, kinds)
+                self._references[key] = self._load(
+                    {"type": "pinned", "reference_id": pinned.id, "name": pinned.name}, frame, kinds
+                )
             return self._references[key]
         if self.config.baseline == "first_events":
             key = ("first", window.model, window.version, self.config.baseline_events)
             if key in self._references:
                 return self._references[key]
-            events = first_events(connection, window.model, window.version, self.config.baseline_events)
+            events = first_events(
+                connection, window.model, window.version, self.config.baseline_events
+            )
             complete = len(events) == self.config.baseline_events
             if complete and events[-1]["start_time_ns"] < window.start_ns:
-                description = {"type": "first_events", "events": len(events), "until_ns": events[-1]["start_time_ns"]}
+                description = {
+                    "type": "first_events",
+                    "events": len(events),
+                    "until_ns": events[-1]["start_time_ns"],
+                }
                 loaded = self._load(description, features_frame(events))
                 if loaded is not None:
                     self._references[key] = loaded
@@ -188,7 +222,11 @@ class ModelAnalysis:
         frame = features_frame(previous)  # previous period: recomputed each run
         if len(frame) < self.config.min_rows:
             return None
-        description = {"type": "previous_period", "start_ns": 2 * window.start_ns - window.end_ns, "end_ns": window.start_ns}
+        description = {
+            "type": "previous_period",
+            "start_ns": 2 * window.start_ns - window.end_ns,
+            "end_ns": window.start_ns,
+        }
         return self._load(description, frame)
 
     def _load(self, description, frame: pl.DataFrame, kinds=None) -> LoadedReference | None:
@@ -207,15 +245,29 @@ class ModelAnalysis:
     def _render_reports(self, changes: list[FindingChange], frames) -> None:
         for change in changes:
             obs = change.observation
-            if obs is None or not obs.wants_report or change.after != "open" or change.before == "open":
+            if (
+                obs is None
+                or not obs.wants_report
+                or change.after != "open"
+                or change.before == "open"
+            ):
                 continue
             if obs.version not in frames:
                 continue
             current, reference = frames[obs.version]
             try:
-                store_drift_report(self.engine, change.finding_id, self.reports_dir, reference.frame, current, reference.kinds)
+                store_drift_report(
+                    self.engine,
+                    change.finding_id,
+                    self.reports_dir,
+                    reference.frame,
+                    current,
+                    reference.kinds,
+                )
             except Exception:  # a report is a convenience: never lose the finding over it
-                logger.exception("could not render the drift report of finding %s", change.finding_id)
+                logger.exception(
+                    "could not render the drift report of finding %s", change.finding_id
+                )
 
     # --- performance, change points, quality -------------------------------------------
 
@@ -224,13 +276,24 @@ class ModelAnalysis:
         scopes: list[str] = []
         window_s = window_ns / NS
         baseline_window = Window(
-            window.model, window.version, window.start_ns, window.end_ns,
-            {"type": "previous_period", "start_ns": window.start_ns - window_ns, "end_ns": window.start_ns},
+            window.model,
+            window.version,
+            window.start_ns,
+            window.end_ns,
+            {
+                "type": "previous_period",
+                "start_ns": window.start_ns - window_ns,
+                "end_ns": window.start_ns,
+            },
         )
         if previous:  # an empty current window still counts: throughput fell to zero
             checks = compare_performance(
-                PerfWindow.from_events(calls_frame(previous), duration_s=window_s, start_ns=window.start_ns - window_ns),
-                PerfWindow.from_events(calls_frame(events), duration_s=window_s, start_ns=window.start_ns),
+                PerfWindow.from_events(
+                    calls_frame(previous), duration_s=window_s, start_ns=window.start_ns - window_ns
+                ),
+                PerfWindow.from_events(
+                    calls_frame(events), duration_s=window_s, start_ns=window.start_ns
+                ),
                 self.config.performance,
             )
             if checks:
@@ -240,10 +303,27 @@ class ModelAnalysis:
         found += found_cp
         scopes += cp_scope
         limit = self.config.max_events
-        current_pairs = prediction_pairs(labelled_outputs(connection, window.model, window.version, window.start_ns, window.end_ns, limit), self.config.prediction_key)
-        base_pairs = prediction_pairs(labelled_outputs(connection, window.model, window.version, window.start_ns - window_ns, window.start_ns, limit), self.config.prediction_key)
+        current_pairs = prediction_pairs(
+            labelled_outputs(
+                connection, window.model, window.version, window.start_ns, window.end_ns, limit
+            ),
+            self.config.prediction_key,
+        )
+        base_pairs = prediction_pairs(
+            labelled_outputs(
+                connection,
+                window.model,
+                window.version,
+                window.start_ns - window_ns,
+                window.start_ns,
+                limit,
+            ),
+            self.config.prediction_key,
+        )
         if current_pairs and base_pairs and current_pairs[0] == base_pairs[0]:
-            checks = compare_quality(current_pairs[0], base_pairs[1:], current_pairs[1:], self.config.quality)
+            checks = compare_quality(
+                current_pairs[0], base_pairs[1:], current_pairs[1:], self.config.quality
+            )
             if checks:
                 scopes.append("quality")
                 found += quality_observations(baseline_window, checks, len(current_pairs[1]))
@@ -252,7 +332,13 @@ class ModelAnalysis:
     def _change_points(self, connection, window: Window):
         end_s = math.ceil(window.end_ns / NS / 60) * 60
         start_s = end_s - self.config.change_point_minutes * 60
-        points = [p for p in minute_series(connection, window.model, start_s=start_s, end_s=end_s, version=window.version) if p.count]
+        points = [
+            p
+            for p in minute_series(
+                connection, window.model, start_s=start_s, end_s=end_s, version=window.version
+            )
+            if p.count
+        ]
         if len(points) <= self.config.change_point_warmup:
             return [], []
         minutes = [p.minute_start_s for p in points]
@@ -267,5 +353,3 @@ class ModelAnalysis:
             detected = detect_change_points(errors, method, warmup=warmup, standardised=True)
             found += change_point_observations(window, "error_rate", detected, minutes)
         return found, ["change_points"]
-
-

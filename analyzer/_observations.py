@@ -80,9 +80,25 @@ class Window:
     end_ns: int
     baseline: dict[str, Any] = field(default_factory=dict)
 
-    def observe(self, kind: str, subject: str, severity: str, title: str, evidence: dict[str, Any], **kw) -> Observation:
-        evidence = {"window": {"start_ns": self.start_ns, "end_ns": self.end_ns}, "baseline": self.baseline} | evidence
-        return Observation(self.model, self.version, kind, subject, severity, title, evidence, self.start_ns, self.end_ns, **kw)
+    def observe(
+        self, kind: str, subject: str, severity: str, title: str, evidence: dict[str, Any], **kw
+    ) -> Observation:
+        evidence = {
+            "window": {"start_ns": self.start_ns, "end_ns": self.end_ns},
+            "baseline": self.baseline,
+        } | evidence
+        return Observation(
+            self.model,
+            self.version,
+            kind,
+            subject,
+            severity,
+            title,
+            evidence,
+            self.start_ns,
+            self.end_ns,
+            **kw,
+        )
 
 
 def _column_evidence(column: ColumnDrift) -> dict[str, Any]:
@@ -106,9 +122,13 @@ def drift_observations(
     found = []
     for column in alarms:
         kind = PREDICTION_DRIFT if output_column(column.column) else DATA_DRIFT
-        title = f"{window.model} {window.version or ''}: {'prediction' if kind == PREDICTION_DRIFT else 'feature'} {column.column!r} drifted ({column.test})".replace("  ", " ")
+        title = f"{window.model} {window.version or ''}: {'prediction' if kind == PREDICTION_DRIFT else 'feature'} {column.column!r} drifted ({column.test})".replace(
+            "  ", " "
+        )
         evidence = _column_evidence(column) | {"sample_prediction_ids": list(sample_ids)}
-        found.append(window.observe(kind, column.column, "warning", title, evidence, wants_report=True))
+        found.append(
+            window.observe(kind, column.column, "warning", title, evidence, wants_report=True)
+        )
     if report.dataset_drift:
         evidence = {
             "drifted_share": report.drifted_share,
@@ -117,18 +137,34 @@ def drift_observations(
             "sample_prediction_ids": list(sample_ids),
         }
         title = f"{window.model} {window.version or ''}: dataset drift, {report.drifted_share:.0%} of columns drifted"
-        found.append(window.observe(DATASET_DRIFT, "*", "critical", title, evidence, wants_report=True))
+        found.append(
+            window.observe(DATASET_DRIFT, "*", "critical", title, evidence, wants_report=True)
+        )
     return found
 
 
 def embedding_observation(window: Window, name: str, result: EmbeddingDrift) -> list[Observation]:
     if not result.drifted:
         return []
-    evidence = {"method": result.method, "share": result.share, "components": list(result.components)}
-    return [window.observe(EMBEDDING_DRIFT, name, "warning", f"{window.model}: embedding {name!r} drifted", evidence)]
+    evidence = {
+        "method": result.method,
+        "share": result.share,
+        "components": list(result.components),
+    }
+    return [
+        window.observe(
+            EMBEDDING_DRIFT,
+            name,
+            "warning",
+            f"{window.model}: embedding {name!r} drifted",
+            evidence,
+        )
+    ]
 
 
-def data_quality_observations(window: Window, issues: Sequence[DataQualityIssue]) -> list[Observation]:
+def data_quality_observations(
+    window: Window, issues: Sequence[DataQualityIssue]
+) -> list[Observation]:
     return [
         window.observe(
             DATA_QUALITY,
@@ -177,7 +213,9 @@ def performance_observations(window: Window, checks: Sequence[PerfCheck]) -> lis
     return found
 
 
-def quality_observations(window: Window, checks: Sequence[PerfCheck], labelled: int) -> list[Observation]:
+def quality_observations(
+    window: Window, checks: Sequence[PerfCheck], labelled: int
+) -> list[Observation]:
     return [
         window.observe(
             QUALITY_DROP,
@@ -208,5 +246,7 @@ def change_point_observations(
             "statistic": point.statistic,
         }
         title = f"{window.model} {window.version}: {metric} shifted {point.direction}"
-        found.append(window.observe(CHANGE_POINT, f"{metric}:{point.direction}", "info", title, evidence))
+        found.append(
+            window.observe(CHANGE_POINT, f"{metric}:{point.direction}", "info", title, evidence)
+        )
     return found

@@ -26,7 +26,9 @@ def payload_rows(payload: Any, prediction_id: str) -> list[dict[str, Any]]:
     rows = payload.get("rows")
     if isinstance(rows, list):
         return [
-            {**_flat_row(row), PREDICTION_ID: prediction_id} for row in rows if isinstance(row, Mapping)
+            {**_flat_row(row), PREDICTION_ID: prediction_id}
+            for row in rows
+            if isinstance(row, Mapping)
         ]
     summary = payload.get("summary")
     if isinstance(summary, Mapping) and isinstance(summary.get("features"), Mapping):
@@ -46,8 +48,10 @@ def _flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """Scalars as they are; numeric vectors (embeddings) spread to `name[i]` columns."""
     flat: dict[str, Any] = {}
     for key, value in row.items():
-        if isinstance(value, list) and 0 < len(value) <= MAX_VECTOR and all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        if (
+            isinstance(value, list)
+            and 0 < len(value) <= MAX_VECTOR
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
         ):
             flat.update({f"{key}[{i}]": float(v) for i, v in enumerate(value)})
         else:

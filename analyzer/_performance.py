@@ -39,7 +39,10 @@ class PerfOptions:
             raise ValueError("alpha must be in (0, 1)")
         if any(not 0 < q < 1 for q in self.quantiles):
             raise ValueError("quantiles must be in (0, 1)")
-        if min(self.min_latency_increase, self.min_error_rate_increase, self.min_throughput_change) < 0:
+        if (
+            min(self.min_latency_increase, self.min_error_rate_increase, self.min_throughput_change)
+            < 0
+        ):
             raise ValueError("minimum effects must be ≥ 0")
 
 
@@ -137,21 +140,29 @@ def compare_latency(
             cur_q - base_q >= options.min_latency_increase_ms
         )
         name = f"{prefix}_p{round(q * 100):d}_ms"
-        checks.append(PerfCheck(name, base_q, cur_q, change, p_value, p_value < options.alpha and material))
+        checks.append(
+            PerfCheck(name, base_q, cur_q, change, p_value, p_value < options.alpha and material)
+        )
     return checks
 
 
-def compare_error_rate(baseline: PerfWindow, current: PerfWindow, options: PerfOptions) -> PerfCheck | None:
+def compare_error_rate(
+    baseline: PerfWindow, current: PerfWindow, options: PerfOptions
+) -> PerfCheck | None:
     if min(baseline.n, current.n) < options.min_samples:
         return None
     base_errors, cur_errors = int(baseline.errors.sum()), int(current.errors.sum())
     p_value = hypergeom_upper(cur_errors, base_errors + cur_errors, baseline.n, current.n)
     change = current.error_rate - baseline.error_rate
     regressed = p_value < options.alpha and change >= options.min_error_rate_increase
-    return PerfCheck("error_rate", baseline.error_rate, current.error_rate, change, p_value, regressed)
+    return PerfCheck(
+        "error_rate", baseline.error_rate, current.error_rate, change, p_value, regressed
+    )
 
 
-def compare_throughput(baseline: PerfWindow, current: PerfWindow, options: PerfOptions) -> PerfCheck | None:
+def compare_throughput(
+    baseline: PerfWindow, current: PerfWindow, options: PerfOptions
+) -> PerfCheck | None:
     """Per-minute call counts, two-sided Mann-Whitney (traffic is overdispersed, so a
     Poisson test would alarm on ordinary variation); both drops and surges count."""
     base, cur = baseline.minute_counts, current.minute_counts
@@ -174,7 +185,10 @@ def compare_performance(
         checks += compare_latency(baseline.device_ms, current.device_ms, options, prefix="device")
     checks += [
         c
-        for c in (compare_error_rate(baseline, current, options), compare_throughput(baseline, current, options))
+        for c in (
+            compare_error_rate(baseline, current, options),
+            compare_throughput(baseline, current, options),
+        )
         if c is not None
     ]
     return checks

@@ -107,10 +107,19 @@ def compare_quality(
         p_value = hypergeom_upper(wrong_cur, wrong_base + wrong_cur, base_true.size, cur_true.size)
         drop = before["accuracy"] - after["accuracy"]
         regressed = p_value < options.alpha and drop >= options.min_accuracy_drop
-        detail = {f"baseline_{k}": v for k, v in before.items()} | {f"current_{k}": v for k, v in after.items()}
-        return [PerfCheck("accuracy", before["accuracy"], after["accuracy"], -drop, p_value, regressed, detail)]
+        detail = {f"baseline_{k}": v for k, v in before.items()} | {
+            f"current_{k}": v for k, v in after.items()
+        }
+        return [
+            PerfCheck(
+                "accuracy", before["accuracy"], after["accuracy"], -drop, p_value, regressed, detail
+            )
+        ]
     if task == "regression":
-        before, after = regression_metrics(base_true, base_pred), regression_metrics(cur_true, cur_pred)
+        before, after = (
+            regression_metrics(base_true, base_pred),
+            regression_metrics(cur_true, cur_pred),
+        )
         base_abs = np.abs(base_pred.astype(float) - base_true.astype(float))
         cur_abs = np.abs(cur_pred.astype(float) - cur_true.astype(float))
         p_value = float(stats.mannwhitneyu(cur_abs, base_abs, alternative="greater").pvalue)

@@ -75,7 +75,9 @@ def register_reference(
         path = folder / f"reference-{reference_id}.parquet"
         frame.select(list(column_kinds)).write_parquet(path)
         connection.execute(
-            sa.update(_REFERENCES).where(_REFERENCES.c.id == reference_id).values(path=str(path.resolve()))
+            sa.update(_REFERENCES)
+            .where(_REFERENCES.c.id == reference_id)
+            .values(path=str(path.resolve()))
         )
     return reference_id
 

@@ -39,7 +39,9 @@ def render_drift_report(
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    columns = [c for c in kinds if c in to_polars(current).columns and c in to_polars(reference).columns]
+    columns = [
+        c for c in kinds if c in to_polars(current).columns and c in to_polars(reference).columns
+    ]
     numerical = [c for c in columns if ColumnKind(kinds[c]) is ColumnKind.NUMERICAL]
     categorical = [c for c in columns if ColumnKind(kinds[c]) is ColumnKind.CATEGORICAL]
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)

@@ -258,7 +258,9 @@ def jensenshannon_test(
 
 
 @register_stattest("psi", "PSI", BOTH, 0.1, "distance")
-def psi_test(ref: ColumnSample, cur: ColumnSample, kind: ColumnKind, threshold: float) -> TestResult:
+def psi_test(
+    ref: ColumnSample, cur: ColumnSample, kind: ColumnKind, threshold: float
+) -> TestResult:
     """Population stability index over the same bins as Jensen-Shannon."""
     ref_share, cur_share = binned_shares(ref, cur, kind, 30, fill_zeroes=True)
     value = float(np.sum((ref_share - cur_share) * np.log(ref_share / cur_share)))

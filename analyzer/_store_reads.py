@@ -12,7 +12,15 @@ _EVENTS = Event.__table__
 _LABELS = Label.__table__
 _ROLLUPS = MinuteRollup.__table__
 
-EVENT_COLUMNS = ("start_time_ns", "latency_ns", "device_time_ns", "status", "prediction_id", "inputs", "outputs")
+EVENT_COLUMNS = (
+    "start_time_ns",
+    "latency_ns",
+    "device_time_ns",
+    "status",
+    "prediction_id",
+    "inputs",
+    "outputs",
+)
 
 
 def active_models(connection: sa.Connection, since_s: int) -> list[str]:
@@ -47,7 +55,9 @@ def window_events(
     return [dict(row._mapping) for row in connection.execute(query)]
 
 
-def first_events(connection: sa.Connection, model: str, version: str, count: int) -> list[dict[str, Any]]:
+def first_events(
+    connection: sa.Connection, model: str, version: str, count: int
+) -> list[dict[str, Any]]:
     query = (
         sa.select(*(_EVENTS.c[name] for name in EVENT_COLUMNS))
         .where(_EVENTS.c.model == model, _EVENTS.c.version == version)
@@ -66,7 +76,12 @@ def calls_frame(events: list[dict[str, Any]]) -> pl.DataFrame:
             "device_time_ns": [e["device_time_ns"] for e in events],
             "status": [e["status"] for e in events],
         },
-        schema={"start_time_ns": pl.Int64, "latency_ns": pl.Int64, "device_time_ns": pl.Int64, "status": pl.String},
+        schema={
+            "start_time_ns": pl.Int64,
+            "latency_ns": pl.Int64,
+            "device_time_ns": pl.Int64,
+            "status": pl.String,
+        },
     )
 
 
@@ -76,7 +91,13 @@ def labelled_outputs(
     """(outputs payload, label) of the window's predictions that have a label."""
     query = (
         sa.select(_EVENTS.c.outputs, _LABELS.c.label)
-        .join(_LABELS, sa.and_(_LABELS.c.prediction_id == _EVENTS.c.prediction_id, _LABELS.c.model == _EVENTS.c.model))
+        .join(
+            _LABELS,
+            sa.and_(
+                _LABELS.c.prediction_id == _EVENTS.c.prediction_id,
+                _LABELS.c.model == _EVENTS.c.model,
+            ),
+        )
         .where(
             _EVENTS.c.model == model,
             _EVENTS.c.version == version,

@@ -33,7 +33,8 @@ def compare_stored_versions(
             labelled_outputs(connection, model, live, start_ns, end_ns, max_events), prediction_key
         )
         candidate_pairs = prediction_pairs(
-            labelled_outputs(connection, model, candidate, start_ns, end_ns, max_events), prediction_key
+            labelled_outputs(connection, model, candidate, start_ns, end_ns, max_events),
+            prediction_key,
         )
     extra = []
     if live_pairs and candidate_pairs and live_pairs[0] == candidate_pairs[0]:

@@ -72,8 +72,12 @@ class AnalyzerWorker:
                 break
             with self.engine.begin() as connection:
                 claimed = claim_model(
-                    connection, model, self.worker_id, now_ns=now_ns,
-                    lease_ns=int(self.config.lease_s * NS), interval_ns=int(self.interval_s * NS),
+                    connection,
+                    model,
+                    self.worker_id,
+                    now_ns=now_ns,
+                    lease_ns=int(self.config.lease_s * NS),
+                    interval_ns=int(self.interval_s * NS),
                 )
             if not claimed:
                 continue
@@ -94,7 +98,9 @@ class AnalyzerWorker:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"inferloop-analyzer-{self.worker_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"inferloop-analyzer-{self.worker_id}", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:

@@ -111,10 +111,15 @@ def main() -> None:
     kinds = {c: "numerical" for c in NUMERICAL} | {c: "categorical" for c in CATEGORICAL}
 
     profile_s, profile = timed(lambda: ReferenceProfile.from_frame(reference, kinds), repeat=1)
-    figures: dict[str, float | int | bool] = {"reference_rows": 100_000, "profile_s": round(profile_s, 4)}
+    figures: dict[str, float | int | bool] = {
+        "reference_rows": 100_000,
+        "profile_s": round(profile_s, 4),
+    }
     reference_pd = reference.to_pandas()
     for label, window in windows.items():
-        compat_s, ours = timed(lambda w=window: compute_drift(profile, w, DriftOptions(mode="evidently")))
+        compat_s, ours = timed(
+            lambda w=window: compute_drift(profile, w, DriftOptions(mode="evidently"))
+        )
         calibrated_s, _ = timed(lambda w=window: compute_drift(profile, w, DriftOptions()))
         figures[f"ours_evidently_mode_{label}_s"] = round(compat_s, 4)
         figures[f"ours_calibrated_{label}_s"] = round(calibrated_s, 4)

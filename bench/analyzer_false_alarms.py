@@ -87,8 +87,14 @@ def perf_and_quality_alarm_rates(windows: int, seed: int) -> dict[str, float]:
         truth = rng.integers(0, 2, n)
         return truth, np.where(rng.random(n) < 0.9, truth, 1 - truth)
 
-    perf = sum(any(c.regressed for c in compare_performance(calls(3000), calls(3000))) for _ in range(windows))
-    quality = sum(compare_quality("classification", labelled(1000), labelled(1000))[0].regressed for _ in range(windows))
+    perf = sum(
+        any(c.regressed for c in compare_performance(calls(3000), calls(3000)))
+        for _ in range(windows)
+    )
+    quality = sum(
+        compare_quality("classification", labelled(1000), labelled(1000))[0].regressed
+        for _ in range(windows)
+    )
     points = 0
     alarms = {"cusum": 0, "page_hinkley": 0}
     for _ in range(max(windows // 10, 10)):
@@ -115,8 +121,14 @@ def main() -> None:
     figures: dict[str, float] = {"simulations": args.simulations}
     for test, kind, sampler, scenario, n_ref, n_cur in SCENARIOS:
         result = false_alarm_rate(
-            test, kind, sampler, scenario=scenario, n_reference=n_ref, n_current=n_cur,
-            simulations=args.simulations, seed=args.seed,
+            test,
+            kind,
+            sampler,
+            scenario=scenario,
+            n_reference=n_ref,
+            n_current=n_cur,
+            simulations=args.simulations,
+            seed=args.seed,
         )
         key = f"{test}|{scenario}|{n_ref}v{n_cur}"
         figures[key] = round(result.rate, 4)

@@ -46,28 +46,57 @@ class Stream:
             failed = rng.random() < error_rate
             inference.append(
                 {
-                    "schema_version": 1, "kind": "inference", "event_id": uuid.uuid4().hex,
-                    "emitter_id": self.emitter, "seq": self.seq, "model": self.model,
-                    "version": self.version, "environment": "test",
-                    "start_time_ns": int(start_ns + offset), "latency_ns": int(latency_ms * 1e6),
-                    "device_time_ns": None, "status": "error" if failed else "ok",
-                    "error_type": "ValueError" if failed else None, "error_message": None,
-                    "batch_size": 1, "device": "cpu",
-                    "inputs": {"rows": [{
-                        "age": float(rng.normal(40 + 10 * age_shift, 10)),
-                        "income": float(rng.lognormal(10, 0.5)),
-                        "country": str(rng.choice(["fr", "de", "es", "it"])),
-                    } | ({"emb": (rng.normal(size=embedding_dims) + embedding_shift).tolist()} if embedding_dims else {})]},
+                    "schema_version": 1,
+                    "kind": "inference",
+                    "event_id": uuid.uuid4().hex,
+                    "emitter_id": self.emitter,
+                    "seq": self.seq,
+                    "model": self.model,
+                    "version": self.version,
+                    "environment": "test",
+                    "start_time_ns": int(start_ns + offset),
+                    "latency_ns": int(latency_ms * 1e6),
+                    "device_time_ns": None,
+                    "status": "error" if failed else "ok",
+                    "error_type": "ValueError" if failed else None,
+                    "error_message": None,
+                    "batch_size": 1,
+                    "device": "cpu",
+                    "inputs": {
+                        "rows": [
+                            {
+                                "age": float(rng.normal(40 + 10 * age_shift, 10)),
+                                "income": float(rng.lognormal(10, 0.5)),
+                                "country": str(rng.choice(["fr", "de", "es", "it"])),
+                            }
+                            | (
+                                {
+                                    "emb": (
+                                        rng.normal(size=embedding_dims) + embedding_shift
+                                    ).tolist()
+                                }
+                                if embedding_dims
+                                else {}
+                            )
+                        ]
+                    },
                     "outputs": {"rows": [{"prediction": predicted}]},
-                    "prediction_id": pid, "tags": {},
+                    "prediction_id": pid,
+                    "tags": {},
                 }
             )
             if rng.random() < label_share:
                 labels.append(
                     {
-                        "schema_version": 1, "kind": "label", "event_id": uuid.uuid4().hex,
-                        "emitter_id": self.emitter, "seq": self.seq + 1, "prediction_id": pid,
-                        "model": self.model, "label": truth, "time_ns": int(start_ns + offset + NS),
+                        "schema_version": 1,
+                        "kind": "label",
+                        "event_id": uuid.uuid4().hex,
+                        "emitter_id": self.emitter,
+                        "seq": self.seq + 1,
+                        "prediction_id": pid,
+                        "model": self.model,
+                        "label": truth,
+                        "time_ns": int(start_ns + offset + NS),
                     }
                 )
                 self.seq += 1

@@ -22,18 +22,32 @@ SIMULATIONS = 800  # standard error of a 5% rate: 0.77 points
         ("z", "categorical", categorical_sampler(2), 1000, 1000),
     ],
 )
-def test_default_calibrated_tests_alarm_at_the_nominal_rate(test, kind, sampler, n_reference, n_current):
+def test_default_calibrated_tests_alarm_at_the_nominal_rate(
+    test, kind, sampler, n_reference, n_current
+):
     result = false_alarm_rate(
-        test, kind, sampler, scenario="no drift", n_reference=n_reference,
-        n_current=n_current, simulations=SIMULATIONS, seed=42,
+        test,
+        kind,
+        sampler,
+        scenario="no drift",
+        n_reference=n_reference,
+        n_current=n_current,
+        simulations=SIMULATIONS,
+        seed=42,
     )
     assert abs(result.rate - result.nominal) <= 3 * result.standard_error
 
 
 def test_evidently_chisquare_over_alarms_without_drift():
     result = false_alarm_rate(
-        "chisquare", "categorical", categorical_sampler(12), scenario="no drift",
-        n_reference=1000, n_current=1000, simulations=300, seed=42,
+        "chisquare",
+        "categorical",
+        categorical_sampler(12),
+        scenario="no drift",
+        n_reference=1000,
+        n_current=1000,
+        simulations=300,
+        seed=42,
     )
     assert result.rate > 0.4  # ~54% measured with 2,000 simulations
 
@@ -58,7 +72,9 @@ def test_a_registered_custom_test_can_be_chosen_per_column():
     import polars as pl
 
     profile = ReferenceProfile.from_frame(pl.DataFrame({"x": [0.0, 1.0, 2.0]}))
-    report = compute_drift(profile, pl.DataFrame({"x": [3.0, 4.0]}), DriftOptions(per_column_test={"x": "mean_gap"}))
+    report = compute_drift(
+        profile, pl.DataFrame({"x": [3.0, 4.0]}), DriftOptions(per_column_test={"x": "mean_gap"})
+    )
     assert report.column("x").test == "mean_gap" and report.column("x").drifted
 
 

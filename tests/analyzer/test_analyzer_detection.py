@@ -28,7 +28,9 @@ from inferloop.analyzer import (
 SEEDS = range(40)
 
 
-def _features(rng: np.random.Generator, n: int, shift: float = 0.0, cat_shift: bool = False) -> pl.DataFrame:
+def _features(
+    rng: np.random.Generator, n: int, shift: float = 0.0, cat_shift: bool = False
+) -> pl.DataFrame:
     shares = [0.4, 0.3, 0.2, 0.1] if cat_shift else [0.25] * 4
     return pl.DataFrame(
         {
@@ -145,7 +147,10 @@ def test_candidate_version_comparison_flags_only_a_worse_candidate():
     result = compare_versions(live, worse)
     assert result.verdict == "worse"
     assert "latency_p50_ms" in {c.metric for c in result.regressions}
-    assert compare_versions(live, PerfWindow.from_events(_calls(rng, 10))).verdict == "insufficient_data"
+    assert (
+        compare_versions(live, PerfWindow.from_events(_calls(rng, 10))).verdict
+        == "insufficient_data"
+    )
 
 
 def _minute_series(rng, minutes=600, shift_at=None, shift=0.0):
@@ -181,7 +186,9 @@ def test_classifier_metrics_match_their_definitions():
     assert metrics["f1"] == pytest.approx(3 / 4)
     assert metrics["roc_auc"] == pytest.approx(15 / 16)
     assert roc_auc(np.array([True, False]), np.array([0.1, 0.9])) == 0.0
-    assert regression_metrics([1, 2, 3], [2, 2, 5]) == pytest.approx({"mae": 1.0, "rmse": np.sqrt(5 / 3)})
+    assert regression_metrics([1, 2, 3], [2, 2, 5]) == pytest.approx(
+        {"mae": 1.0, "rmse": np.sqrt(5 / 3)}
+    )
 
 
 def _labelled(rng, n, accuracy):
@@ -194,17 +201,25 @@ def test_accuracy_drop_is_a_finding_and_stable_accuracy_is_not():
     drops = 0
     for seed in SEEDS:
         rng = np.random.default_rng(seed)
-        drops += compare_quality("classification", _labelled(rng, 1000, 0.9), _labelled(rng, 1000, 0.9))[0].regressed
+        drops += compare_quality(
+            "classification", _labelled(rng, 1000, 0.9), _labelled(rng, 1000, 0.9)
+        )[0].regressed
     assert drops == 0
     rng = np.random.default_rng(9)
-    check = compare_quality("classification", _labelled(rng, 1000, 0.9), _labelled(rng, 1000, 0.8))[0]
+    check = compare_quality("classification", _labelled(rng, 1000, 0.9), _labelled(rng, 1000, 0.8))[
+        0
+    ]
     assert check.regressed and check.detail["current_f1"] < check.detail["baseline_f1"]
 
 
 def test_regressor_error_increase_is_a_finding():
     rng = np.random.default_rng(10)
     truth = rng.normal(size=800)
-    check = compare_quality("regression", (truth, truth + rng.normal(0, 1, 800)), (truth, truth + rng.normal(0, 1.5, 800)))[0]
+    check = compare_quality(
+        "regression",
+        (truth, truth + rng.normal(0, 1, 800)),
+        (truth, truth + rng.normal(0, 1.5, 800)),
+    )[0]
     assert check.metric == "mae" and check.regressed
 
 
@@ -213,11 +228,21 @@ def test_data_quality_finds_missing_values_new_categories_and_out_of_range():
     profile = ReferenceProfile.from_frame(_features(rng, 3000))
     current = _features(rng, 1000).with_columns(
         pl.when(pl.int_range(pl.len()) < 100).then(None).otherwise(pl.col("age")).alias("age"),
-        pl.when(pl.int_range(pl.len()) < 50).then(pl.lit("pt")).otherwise(pl.col("country")).alias("country"),
-        pl.when(pl.int_range(pl.len()) < 30).then(pl.lit(7.5)).otherwise(pl.col("score")).alias("score"),
+        pl.when(pl.int_range(pl.len()) < 50)
+        .then(pl.lit("pt"))
+        .otherwise(pl.col("country"))
+        .alias("country"),
+        pl.when(pl.int_range(pl.len()) < 30)
+        .then(pl.lit(7.5))
+        .otherwise(pl.col("score"))
+        .alias("score"),
     )
     found = {(i.column, i.check) for i in data_quality(profile, current)}
-    assert found == {("age", "missing_values"), ("country", "new_categories"), ("score", "out_of_range")}
+    assert found == {
+        ("age", "missing_values"),
+        ("country", "new_categories"),
+        ("score", "out_of_range"),
+    }
     assert data_quality(profile, _features(rng, 1000)) == []
 
 

@@ -22,7 +22,9 @@ DISPLAY_TO_NAME = {t.display_name: name for name, t in registered_stattests().it
 DISPLAY_TO_NAME |= {name: name for name in registered_stattests()}
 
 
-def _frame(rng: np.random.Generator, n: int, drifted: bool, with_gaps: bool = False) -> pd.DataFrame:
+def _frame(
+    rng: np.random.Generator, n: int, drifted: bool, with_gaps: bool = False
+) -> pd.DataFrame:
     shift = 0.25 if drifted else 0.0
     four = [0.0, 1.0, 2.0, 3.0]
     frame = pd.DataFrame(
@@ -33,7 +35,9 @@ def _frame(rng: np.random.Generator, n: int, drifted: bool, with_gaps: bool = Fa
             "num_two": rng.choice([0.0, 1.0], n, p=[0.5 + shift / 2, 0.5 - shift / 2]),
             "num_wide_tail": rng.standard_t(3, n) * (1.3 if drifted else 1.0),
             "cat_same": rng.choice(list("abcde"), n),
-            "cat_shift": rng.choice(list("abcde"), n, p=[0.3, 0.25, 0.2, 0.15, 0.1] if drifted else [0.2] * 5),
+            "cat_shift": rng.choice(
+                list("abcde"), n, p=[0.3, 0.25, 0.2, 0.15, 0.1] if drifted else [0.2] * 5
+            ),
             "bin_same": rng.choice(["yes", "no"], n),
             "bin_shift": rng.choice(["yes", "no"], n, p=[0.5 + shift / 2, 0.5 - shift / 2]),
             "cat_new_value": rng.choice(list("xyz") + (["w"] if drifted else []), n),
@@ -102,7 +106,12 @@ def test_missing_and_infinite_values_are_dropped_like_evidently():
 @pytest.mark.parametrize("method", ["psi", "jensenshannon"])
 def test_binned_tests_chosen_per_column_match_evidently(method):
     rng = np.random.default_rng(5)
-    per_column = {"num_same": method, "num_shift": method, "num_wide_tail": method, "cat_shift": method}
+    per_column = {
+        "num_same": method,
+        "num_shift": method,
+        "num_wide_tail": method,
+        "cat_shift": method,
+    }
     _assert_same_as_evidently(
         _frame(rng, 2000, False),
         _frame(rng, 1500, True),
@@ -117,7 +126,9 @@ def test_thresholds_and_drift_share_are_honoured_like_evidently():
         _frame(rng, 2000, False),
         _frame(rng, 2000, True),
         preset_options={"num_threshold": 0.05, "cat_threshold": 0.03, "drift_share": 0.2},
-        options=DriftOptions(mode="evidently", num_threshold=0.05, cat_threshold=0.03, drift_share=0.2),
+        options=DriftOptions(
+            mode="evidently", num_threshold=0.05, cat_threshold=0.03, drift_share=0.2
+        ),
     )
 
 
@@ -128,7 +139,9 @@ def test_thresholds_and_drift_share_are_honoured_like_evidently():
 )
 def test_selection_boundaries_match_evidently(reference_rows, current_rows):
     rng = np.random.default_rng(reference_rows + current_rows)
-    ours = _assert_same_as_evidently(_frame(rng, reference_rows, False), _frame(rng, current_rows, True))
+    ours = _assert_same_as_evidently(
+        _frame(rng, reference_rows, False), _frame(rng, current_rows, True)
+    )
     expected = "ks" if reference_rows <= 1000 else "wasserstein"
     assert ours.column("num_same").test == expected
 

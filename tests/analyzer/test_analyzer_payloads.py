@@ -14,20 +14,56 @@ from inferloop.store import create_engine_for, upgrade
 def test_rows_summaries_vectors_and_outputs_become_columns():
     frame = features_frame(
         [
-            {"prediction_id": "a", "inputs": {"rows": [{"age": 3, "emb": [0.5, 1.5]}]}, "outputs": {"rows": [{"score": 0.1}]}},
-            {"prediction_id": "b", "inputs": {"summary": {"shape": [4, 2], "dtype": "float32", "features": {"f0": {"mean": 0.2, "std": 1.0}}}}},
-            {"prediction_id": "c", "inputs": None, "outputs": {"rows": [{"score": 0.3}, {"score": 0.4}]}},
+            {
+                "prediction_id": "a",
+                "inputs": {"rows": [{"age": 3, "emb": [0.5, 1.5]}]},
+                "outputs": {"rows": [{"score": 0.1}]},
+            },
+            {
+                "prediction_id": "b",
+                "inputs": {
+                    "summary": {
+                        "shape": [4, 2],
+                        "dtype": "float32",
+                        "features": {"f0": {"mean": 0.2, "std": 1.0}},
+                    }
+                },
+            },
+            {
+                "prediction_id": "c",
+                "inputs": None,
+                "outputs": {"rows": [{"score": 0.3}, {"score": 0.4}]},
+            },
         ]
     )
-    assert set(frame.columns) == {"age", "emb[0]", "emb[1]", "output.score", "f0.mean", "f0.std", "__prediction_id"}
+    assert set(frame.columns) == {
+        "age",
+        "emb[0]",
+        "emb[1]",
+        "output.score",
+        "f0.mean",
+        "f0.std",
+        "__prediction_id",
+    }
     assert frame["output.score"].drop_nulls().to_list() == [0.1, 0.3, 0.4]
     assert frame["__prediction_id"].to_list() == ["a", "b", "c", "c"]
     assert embedding_groups(frame.columns) == {"emb": ["emb[0]", "emb[1]"]}
 
 
 def test_nested_objects_and_flags_do_not_become_vectors():
-    frame = features_frame([{"prediction_id": "a", "inputs": {"rows": [{"x": {"y": 1}, "flags": [True, False], "ok": True}]}}])
-    assert frame["x"].to_list() == [None] and frame["flags"].to_list() == [None] and frame["ok"].to_list() == [True]
+    frame = features_frame(
+        [
+            {
+                "prediction_id": "a",
+                "inputs": {"rows": [{"x": {"y": 1}, "flags": [True, False], "ok": True}]},
+            }
+        ]
+    )
+    assert (
+        frame["x"].to_list() == [None]
+        and frame["flags"].to_list() == [None]
+        and frame["ok"].to_list() == [True]
+    )
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -38,10 +74,24 @@ def test_embedding_drift_is_a_finding_and_its_components_are_not_reported_one_by
     t0 = 1_800_000_000 * NS
     stream = Stream("embedder", seed=3)
     for hour, shift in enumerate([0.0, 0.0, 0.5]):
-        inference, _ = stream.hour(t0 - (3 - hour) * HOUR_NS, events=600, embedding_dims=8, embedding_shift=shift, label_share=0)
+        inference, _ = stream.hour(
+            t0 - (3 - hour) * HOUR_NS,
+            events=600,
+            embedding_dims=8,
+            embedding_shift=shift,
+            label_share=0,
+        )
         ingest(engine, inference)
     worker = AnalyzerWorker(
-        Settings(data_dir=tmp_path), engine, config=AnalyzerConfig(window_s=3600, baseline_events=500, confirm_runs=1, confirm_after_s=0, render_reports=False),
+        Settings(data_dir=tmp_path),
+        engine,
+        config=AnalyzerConfig(
+            window_s=3600,
+            baseline_events=500,
+            confirm_runs=1,
+            confirm_after_s=0,
+            render_reports=False,
+        ),
         clock=lambda: t0,
     )
     worker.run_once()

@@ -62,7 +62,11 @@ def test_uploaded_reference_is_stored_and_the_newest_one_applies(engine, tmp_pat
         for_v2 = active_reference(connection, "fraud", "v2")
         assert active_reference(connection, "other", "v1") is None
     assert (for_v1.id, for_v2.id) == (first, second)
-    assert for_v1.column_kinds == {"age": "numerical", "income": "numerical", "country": "categorical"}
+    assert for_v1.column_kinds == {
+        "age": "numerical",
+        "income": "numerical",
+        "country": "categorical",
+    }
     assert pl.read_parquet(for_v1.path).shape == (3000, 3)
     third = register_reference(engine, tmp_path / "data", "fraud", frame.head(500))
     with engine.connect() as connection:
@@ -87,8 +91,11 @@ def test_pinned_reference_drives_drift_and_the_finding_gets_an_evidently_report(
         ingest(engine, inference + labels)
     clock = [T0]
     worker = AnalyzerWorker(
-        Settings(data_dir=tmp_path / "data"), engine, interval_s=60,
-        config=AnalyzerConfig(window_s=3600, confirm_runs=1, confirm_after_s=0), clock=lambda: clock[0],
+        Settings(data_dir=tmp_path / "data"),
+        engine,
+        interval_s=60,
+        config=AnalyzerConfig(window_s=3600, confirm_runs=1, confirm_after_s=0),
+        clock=lambda: clock[0],
     )
     worker.run_once()
     with engine.connect() as connection:
@@ -97,7 +104,10 @@ def test_pinned_reference_drives_drift_and_the_finding_gets_an_evidently_report(
     assert [f.subject for f in drift] == ["age"]
     assert drift[0].evidence["baseline"]["type"] == "pinned"
     report = Path(drift[0].report_path)
-    assert report.parent == (tmp_path / "data" / "reports").resolve() and report.stat().st_size > 10_000
+    assert (
+        report.parent == (tmp_path / "data" / "reports").resolve()
+        and report.stat().st_size > 10_000
+    )
 
 
 def test_previous_period_baseline_is_used_when_asked(engine, tmp_path):
@@ -106,26 +116,50 @@ def test_previous_period_baseline_is_used_when_asked(engine, tmp_path):
         inference, labels = stream.hour(T0 - (4 - hour) * HOUR_NS, events=600, age_shift=shift)
         ingest(engine, inference + labels)
     worker = AnalyzerWorker(
-        Settings(data_dir=tmp_path / "data"), engine, interval_s=60,
-        config=AnalyzerConfig(window_s=3600, baseline="previous_period", confirm_runs=1, confirm_after_s=0, render_reports=False),
+        Settings(data_dir=tmp_path / "data"),
+        engine,
+        interval_s=60,
+        config=AnalyzerConfig(
+            window_s=3600,
+            baseline="previous_period",
+            confirm_runs=1,
+            confirm_after_s=0,
+            render_reports=False,
+        ),
         clock=lambda: T0,
     )
     worker.run_once()
     with engine.connect() as connection:
         drift = [f for f in list_findings(connection, model="fraud") if f.kind == "data_drift"]
     assert [f.subject for f in drift] == ["age"]
-    assert drift[0].evidence["baseline"] == {"type": "previous_period", "start_ns": T0 - 2 * HOUR_NS, "end_ns": T0 - HOUR_NS}
+    assert drift[0].evidence["baseline"] == {
+        "type": "previous_period",
+        "start_ns": T0 - 2 * HOUR_NS,
+        "end_ns": T0 - HOUR_NS,
+    }
     assert drift[0].report_path is None
 
 
 def test_candidate_version_compared_with_live_over_the_same_period(engine):
-    live, good, bad = Stream("fraud", "v1", seed=4), Stream("fraud", "v2", seed=5), Stream("fraud", "v3", seed=6)
+    live, good, bad = (
+        Stream("fraud", "v1", seed=4),
+        Stream("fraud", "v2", seed=5),
+        Stream("fraud", "v3", seed=6),
+    )
     start = T0 - HOUR_NS
-    for stream, knobs in ((live, {}), (good, {"events": 400}), (bad, {"events": 400, "latency_factor": 1.6, "accuracy": 0.75})):
+    for stream, knobs in (
+        (live, {}),
+        (good, {"events": 400}),
+        (bad, {"events": 400, "latency_factor": 1.6, "accuracy": 0.75}),
+    ):
         inference, labels = stream.hour(start, **knobs)
         ingest(engine, inference + labels)
-    same = compare_stored_versions(engine, "fraud", live="v1", candidate="v2", start_ns=start, end_ns=T0)
-    worse = compare_stored_versions(engine, "fraud", live="v1", candidate="v3", start_ns=start, end_ns=T0)
+    same = compare_stored_versions(
+        engine, "fraud", live="v1", candidate="v2", start_ns=start, end_ns=T0
+    )
+    worse = compare_stored_versions(
+        engine, "fraud", live="v1", candidate="v3", start_ns=start, end_ns=T0
+    )
     assert same.verdict == "not_worse"
     assert worse.verdict == "worse"
     assert {"latency_p50_ms", "accuracy"} <= {c.metric for c in worse.regressions}
@@ -135,5 +169,7 @@ def test_render_drift_report_writes_html_for_pandas_or_polars(tmp_path):
     rng = np.random.default_rng(7)
     reference, current = _reference_frame(rng, 800), _reference_frame(rng, 500, age_mean=45.0)
     kinds = {"age": "numerical", "income": "numerical", "country": "categorical"}
-    path = render_drift_report(reference.to_pandas(), current, kinds, tmp_path / "r" / "report.html")
+    path = render_drift_report(
+        reference.to_pandas(), current, kinds, tmp_path / "r" / "report.html"
+    )
     assert "<html" in path.read_text()[:2000].lower()

@@ -74,7 +74,11 @@ def test_injected_problems_become_findings_that_resolve_when_cleared(engine, tmp
     worker.run_once()
     opened = _active(engine, "fraud")
     kinds = {(f.kind, f.subject) for f in opened}
-    assert {("data_drift", "age"), ("error_rate_regression", "error_rate"), ("quality_drop", "accuracy")} <= kinds
+    assert {
+        ("data_drift", "age"),
+        ("error_rate_regression", "error_rate"),
+        ("quality_drop", "accuracy"),
+    } <= kinds
     assert any(kind == "latency_regression" for kind, _ in kinds)
     assert {f.status for f in opened} == {"open"}
     assert len(opened) == len({f.fingerprint for f in opened})  # deduplicated across runs
@@ -110,7 +114,9 @@ def test_stable_streams_raise_no_findings_and_workers_share_the_models(engine, t
     def run(worker: AnalyzerWorker) -> None:
         changes = worker.run_once()
         with lock:
-            claimed.extend({c.observation.model for c in changes if c.observation} if changes else [])
+            claimed.extend(
+                {c.observation.model for c in changes if c.observation} if changes else []
+            )
 
     threads = [threading.Thread(target=run, args=(w,)) for w in workers]
     for thread in threads:
@@ -118,7 +124,9 @@ def test_stable_streams_raise_no_findings_and_workers_share_the_models(engine, t
     for thread in threads:
         thread.join()
     with engine.connect() as connection:
-        runs = connection.execute(sa.text("SELECT model, last_run_ns, owner FROM analyzer_leases")).all()
+        runs = connection.execute(
+            sa.text("SELECT model, last_run_ns, owner FROM analyzer_leases")
+        ).all()
     assert sorted(r.model for r in runs) == models
     assert all(r.last_run_ns is not None and r.owner is None for r in runs)
     assert _active(engine) == []
@@ -153,14 +161,22 @@ def test_finding_lifecycle_confirms_resolves_dismisses_and_respects_scope(engine
     def run(now, observations, scopes=(("v1", "drift"),)):
         with engine.begin() as connection:
             return apply_observations(
-                connection, "m", observations, evaluated=scopes, now_ns=now, confirm_runs=2, confirm_after_ns=100
+                connection,
+                "m",
+                observations,
+                evaluated=scopes,
+                now_ns=now,
+                confirm_runs=2,
+                confirm_after_ns=100,
             )
 
     run(0, [_observation("age"), _observation("income")])
     run(10, [_observation("age"), _observation("income")])  # seen twice, but too soon
     assert {f.status for f in _active(engine, "m")} == {"pending"}
     run(100, [_observation("age")])  # income cleared while pending: dismissed
-    assert [(f.subject, f.status, f.occurrences) for f in _active(engine, "m")] == [("age", "open", 3)]
+    assert [(f.subject, f.status, f.occurrences) for f in _active(engine, "m")] == [
+        ("age", "open", 3)
+    ]
     assert [f.subject for f in _active(engine, "m", statuses=("dismissed",))] == ["income"]
     run(200, [], scopes=[("v1", "performance")])  # drift not evaluated: nothing clears
     assert [f.status for f in _active(engine, "m")] == ["open"]
