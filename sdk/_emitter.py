@@ -73,6 +73,7 @@ class Emitter:
         self._outbox: deque[_Batch] = deque()
         self._outbox_events = 0
         self._in_flight: list[_Batch] = []
+        self._healthy_outbox = config.batch_size * (MAX_IN_FLIGHT + 2)
         self._retry_at = 0.0
         self._drained = 0
         self._counts = {"sent": 0, "failed": 0, "retried": 0, "batches": 0, "internal_errors": 0}
@@ -172,7 +173,8 @@ class Emitter:
         if time.monotonic() - self._cuda_checked > 1.0:
             self.cuda_active = _cuda.cuda_in_use()
             self._cuda_checked = time.monotonic()
-        self._drain(limit=self.config.batch_size * 8)
+        if self._may_drain():
+            self._drain(limit=self.config.batch_size * 2)
         self._send_ready()
         if not self.queue and not self._outbox:
             with self._idle:
@@ -180,7 +182,7 @@ class Emitter:
                 self._idle.notify_all()
         if self._stopping:
             return
-        if len(self.queue) >= self.wake_at:
+        if len(self.queue) >= self.wake_at and self._may_drain():
             return
         timeout = self.config.flush_interval_s
         if self._flush_waiters:
@@ -190,6 +192,12 @@ class Emitter:
         elif self._outbox and len(self._in_flight) < MAX_IN_FLIGHT and not self._in_flight_all():
             timeout = 0.0  # batches are ready and a slot is free
         self.wake.wait(timeout)
+
+    def _may_drain(self) -> bool:
+        """While deliveries keep up, records wait in the queue (its bound is the back-pressure)
+        rather than piling up as serialised batches; while the transport is failing, they are
+        drained into the outbox so that its own bound (buffer_events) applies."""
+        return self._outbox_events < self._healthy_outbox or self._retry_at > 0
 
     def _in_flight_all(self) -> bool:
         """True when every batch in the outbox is already in flight."""
@@ -298,8 +306,8 @@ class Emitter:
                 self._on_success(batch)
                 # Keep draining between sends so that serving threads never find a full queue
                 # just because the outbox is long.
-                if len(self.queue) >= self.wake_at:
-                    self._drain(limit=self.config.batch_size * 8)
+                if len(self.queue) >= self.wake_at and self._may_drain():
+                    self._drain(limit=self.config.batch_size * 2)
 
     def _submit_ready(self, submit: Callable[..., Any]) -> None:
         """Pipelining transports (Kafka): keep up to MAX_IN_FLIGHT batches awaiting acks, so that
