@@ -101,3 +101,31 @@ def test_embedding_drift_is_a_finding_and_its_components_are_not_reported_one_by
     assert [(f.kind, f.subject) for f in findings] == [("embedding_drift", "emb")]
     assert findings[0].evidence["share"] == 1.0
     assert np.isclose(len(findings[0].evidence["components"]), 8)
+
+
+def test_drifted_output_columns_are_prediction_drift_findings():
+    from inferloop.analyzer import ReferenceProfile, alarming_columns, compute_drift
+    from inferloop.analyzer._observations import Window, drift_observations
+
+    rng = np.random.default_rng(5)
+
+    def events(n, score_mean):
+        return [
+            {
+                "prediction_id": f"p{i}",
+                "inputs": {"rows": [{"age": float(rng.normal(40, 10))}]},
+                "outputs": {"rows": [{"score": float(rng.normal(score_mean, 0.1))}]},
+            }
+            for i in range(n)
+        ]
+
+    reference = features_frame(events(2000, 0.3))
+    current = features_frame(events(800, 0.45))
+    report = compute_drift(ReferenceProfile.from_frame(reference.drop("__prediction_id")), current)
+    found = drift_observations(Window("m", "v1", 0, 1), report, alarming_columns(report), ["p1"])
+    # one of two columns drifted: 50% reaches the default drift share, so dataset drift too
+    assert [(o.kind, o.subject) for o in found] == [
+        ("prediction_drift", "output.score"),
+        ("dataset_drift", "*"),
+    ]
+    assert found[0].evidence["sample_prediction_ids"] == ["p1"] and found[0].wants_report
