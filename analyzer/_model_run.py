@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ from ._store_reads import calls_frame, first_events, labelled_outputs, window_ev
 logger = logging.getLogger(__name__)
 
 NS = 1_000_000_000
+REFERENCE_CACHE_SIZE = 64
 SUMMARY_STATS = (".mean", ".std", ".min", ".max", ".nan")
 PREDICTION_KEYS = ("prediction", "label", "class", "predicted", "score", "y")
 
@@ -117,7 +119,15 @@ class ModelAnalysis:
         self.engine = engine
         self.config = config
         self.reports_dir = Path(reports_dir)
-        self._references: dict[tuple, LoadedReference] = {}
+        self._references: OrderedDict[tuple, LoadedReference] = OrderedDict()
+
+    def _remember(self, key: tuple, loaded: LoadedReference) -> LoadedReference:
+        """Keep the most recently used reference profiles (a few per active version)."""
+        self._references[key] = loaded
+        self._references.move_to_end(key)
+        while len(self._references) > REFERENCE_CACHE_SIZE:
+            self._references.popitem(last=False)
+        return loaded
 
     def run(self, model: str, versions: list[str], now_ns: int) -> list[FindingChange]:
         window_ns = int(self.config.window_s * NS)
@@ -194,17 +204,17 @@ class ModelAnalysis:
         pinned = active_reference(connection, window.model, window.version)
         if pinned is not None:
             key = ("pinned", pinned.id)
-            if key not in self._references:
-                frame = read_table(pinned.path)
-                kinds = {c: ColumnKind(k) for c, k in pinned.column_kinds.items()}
-                self._references[key] = self._load(
-                    {"type": "pinned", "reference_id": pinned.id, "name": pinned.name}, frame, kinds
-                )
-            return self._references[key]
+            if key in self._references:
+                return self._remember(key, self._references[key])
+            frame = read_table(pinned.path)
+            kinds = {c: ColumnKind(k) for c, k in pinned.column_kinds.items()}
+            description = {"type": "pinned", "reference_id": pinned.id, "name": pinned.name}
+            loaded = self._load(description, frame, kinds)
+            return None if loaded is None else self._remember(key, loaded)
         if self.config.baseline == "first_events":
             key = ("first", window.model, window.version, self.config.baseline_events)
             if key in self._references:
-                return self._references[key]
+                return self._remember(key, self._references[key])
             events = first_events(
                 connection, window.model, window.version, self.config.baseline_events
             )
@@ -216,9 +226,7 @@ class ModelAnalysis:
                     "until_ns": events[-1]["start_time_ns"],
                 }
                 loaded = self._load(description, features_frame(events))
-                if loaded is not None:
-                    self._references[key] = loaded
-                return loaded
+                return None if loaded is None else self._remember(key, loaded)
         frame = features_frame(previous)  # previous period: recomputed each run
         if len(frame) < self.config.min_rows:
             return None
