@@ -5,8 +5,10 @@ NOTHING RETURNING event_id, and every derived figure (rollups, delivery ranges,
 SDK drop counts) is computed only from the rows that were actually inserted, in
 the same transaction. Redelivering a batch therefore changes nothing.
 
-PostgreSQL takes the events through COPY into a temporary staging table and one
-INSERT ... SELECT; SQLite through multi-row INSERT ... RETURNING statements.
+PostgreSQL takes the events through a binary COPY straight into ``events``
+(falling back to COPY into a staging table + INSERT ... ON CONFLICT when the
+batch holds an id already stored); SQLite through multi-row INSERT ...
+RETURNING statements.
 """
 
 from __future__ import annotations
@@ -38,8 +40,6 @@ _EVENT_COLUMN_TYPES = [
 """PostgreSQL types of EVENT_COLUMNS, for binary COPY."""
 _SQLITE_ROWS_PER_STATEMENT = 500
 _STAGING = "inferloop_events_staging"
-_NULL = b"null"
-_json_encode = msgspec.json.encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,6 @@ class DeadLetterRecord:
 class WriteOutcome:
     inserted: int = 0
     duplicates: int = 0
-    dead_letters: int = 0
 
 
 MAX_DEAD_LETTER_BYTES = 1024 * 1024
