@@ -199,3 +199,30 @@ def test_body_over_the_limit_is_refused_with_413_even_when_streamed(tmp_path):
         declared = httpx.post(f"{base}/v1/events", content=body)
         streamed = httpx.post(f"{base}/v1/events", content=chunks())
         assert (declared.status_code, streamed.status_code) == (413, 413)
+
+
+def test_concurrent_posts_from_many_emitters_are_all_stored(base_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    factories = [EventFactory(model="busy") for _ in range(8)]
+    bodies = [
+        factory.batch_bytes([factory.inference() for _ in range(25)])
+        for factory in factories
+        for _ in range(10)
+    ]
+
+    def post(body: bytes) -> int:
+        return httpx.post(f"{base_url}/v1/events", content=body, timeout=60).status_code
+
+    def read(_: int) -> int:
+        return httpx.get(f"{base_url}/v1/models/busy/latency", timeout=60).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        writes = pool.map(post, bodies)
+        reads = pool.map(read, range(20))
+        statuses = list(writes) + list(reads)
+    assert set(statuses) == {200}
+    start_s = factories[0].base_time_ns / 1e9
+    params = {"start_s": start_s, "end_s": start_s + MINUTE_NS / 1e9}
+    complete = httpx.get(f"{base_url}/v1/models/busy/completeness", params=params).json()
+    assert (complete["received"], complete["lost"]) == (8 * 10 * 25, 0)
