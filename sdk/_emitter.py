@@ -85,6 +85,7 @@ class Emitter:
         self._idle_generation = 0
         self._flush_waiters = 0
         self._stopping = False
+        self._abandon = False
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -116,6 +117,9 @@ class Emitter:
         """Flush, then stop the worker and close the transport. True if all was delivered."""
         started = time.monotonic()
         delivered = self.flush(timeout)
+        # Out of time: the worker stops after its current step and what is left is abandoned,
+        # so that an unreachable receiver cannot hold up the host's exit.
+        self._abandon = not delivered
         self._stopping = True
         self.wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -164,7 +168,9 @@ class Emitter:
                 self._counts["internal_errors"] += 1
                 self._log.warning("worker", "inferloop SDK worker error: %r", exc)
                 time.sleep(0.05)
-            if self._stopping and ((not self.queue and not self._outbox) or self._retry_at > time.monotonic()):
+            if self._stopping and (
+                self._abandon or (not self.queue and not self._outbox) or self._retry_at > time.monotonic()
+            ):
                 break
         self._close_transport()
 
