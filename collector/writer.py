@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import numpy as np
 import sqlalchemy as sa
-from inferloop.store.sketch import bucket_counts, merge_into
+from inferloop.store.sketch import bucket_indexes, merge_into
 from inferloop.store.tables import DeadLetter, DeliveryRange, Event, Label, MinuteRollup, SdkDrops
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -154,18 +155,71 @@ def _insert_labels(
     return set(connection.scalars(statement, params).all())
 
 
-def _update_rollups(connection: sa.Connection, events: Iterable[InferenceEvent]) -> None:
-    latencies: dict[tuple[str, str, int], list[int]] = defaultdict(list)
-    errors: dict[tuple[str, str, int], int] = defaultdict(int)
-    for event in events:
-        key = (event.model, event.version, event.start_time_ns // 60_000_000_000 * 60)
-        latencies[key].append(event.latency_ns)
-        if event.status == "error":
-            errors[key] += 1
-    if not latencies:
+@dataclass(slots=True)
+class _MinuteAggregate:
+    count: int
+    errors: int
+    latency_sum_ns: int
+    latency_max_ns: int
+    histogram: dict[str, int]
+
+
+_MINUTE_NS = 60_000_000_000
+
+
+def _minute_aggregates(
+    events: Sequence[InferenceEvent],
+) -> dict[tuple[str, str, int], _MinuteAggregate]:
+    """Per (model, version, minute): count, errors, latency sum/max and histogram.
+
+    Vectorised: a few C-speed passes over the events, then numpy grouping, so
+    the cost per event stays well under a microsecond.
+    """
+    n = len(events)
+    latency = np.fromiter((e.latency_ns for e in events), np.int64, n)
+    minute_s = np.fromiter((e.start_time_ns for e in events), np.int64, n) // _MINUTE_NS * 60
+    failed = np.fromiter((e.status == "error" for e in events), np.bool_, n)
+    series_of = [(e.model, e.version) for e in events]
+    series = list(dict.fromkeys(series_of))
+    if len(series) == 1:
+        series_index = np.zeros(n, np.int64)
+    else:
+        position = {key: i for i, key in enumerate(series)}
+        series_index = np.fromiter((position[key] for key in series_of), np.int64, n)
+    # One group per (series, minute).
+    group_keys, group = np.unique(series_index * (1 << 40) + minute_s // 60, return_inverse=True)
+    groups = group_keys.size
+    counts = np.bincount(group, minlength=groups)
+    errors = np.bincount(group, weights=failed, minlength=groups)
+    sums = np.bincount(group, weights=latency.astype(np.float64), minlength=groups)
+    maxima = np.full(groups, np.iinfo(np.int64).min)
+    np.maximum.at(maxima, group, latency)
+    buckets = bucket_indexes(latency)
+    pair_keys, pair_counts = np.unique(
+        np.stack([group, buckets], axis=1), axis=0, return_counts=True
+    )
+    histograms: list[dict[str, int]] = [{} for _ in range(groups)]
+    for (g, bucket), count in zip(pair_keys.tolist(), pair_counts.tolist(), strict=True):
+        histograms[g][str(bucket)] = count
+    aggregates = {}
+    for g, key in enumerate(group_keys.tolist()):
+        model, version = series[key >> 40]
+        aggregates[(model, version, (key & ((1 << 40) - 1)) * 60)] = _MinuteAggregate(
+            count=int(counts[g]),
+            errors=int(errors[g]),
+            latency_sum_ns=int(sums[g]),
+            latency_max_ns=int(maxima[g]),
+            histogram=histograms[g],
+        )
+    return aggregates
+
+
+def _update_rollups(connection: sa.Connection, events: Sequence[InferenceEvent]) -> None:
+    if not events:
         return
+    aggregates = _minute_aggregates(events)
     table = MinuteRollup.__table__
-    keys = sorted(latencies)  # one lock order for every writer: no deadlocks
+    keys = sorted(aggregates)  # one lock order for every writer: no deadlocks
     connection.execute(
         _dialect_insert(connection, table).on_conflict_do_nothing(),
         [
@@ -202,17 +256,17 @@ def _update_rollups(connection: sa.Connection, events: Iterable[InferenceEvent])
     updates = []
     for key in keys:
         row = existing[key]
-        values = latencies[key]
+        add = aggregates[key]
         updates.append(
             {
                 "b_model": key[0],
                 "b_version": key[1],
                 "b_minute": key[2],
-                "count": row.count + len(values),
-                "errors": row.errors + errors.get(key, 0),
-                "latency_sum_ns": row.latency_sum_ns + sum(values),
-                "latency_max_ns": max(row.latency_max_ns, max(values)),
-                "histogram": merge_into(dict(row.histogram), bucket_counts(values)),
+                "count": row.count + add.count,
+                "errors": row.errors + add.errors,
+                "latency_sum_ns": row.latency_sum_ns + add.latency_sum_ns,
+                "latency_max_ns": max(row.latency_max_ns, add.latency_max_ns),
+                "histogram": merge_into(dict(row.histogram), add.histogram),
             }
         )
     connection.execute(

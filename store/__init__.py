@@ -5,7 +5,7 @@ from .metadata import metadata
 from .migrate import current, downgrade, upgrade
 from .queries import Completeness, LatencySummary, completeness, latency_summary, minute_series
 from .retention import RetentionWorker, prune_raw_events
-from .sketch import bucket_counts, merge_into, quantiles
+from .sketch import bucket_counts, bucket_indexes, merge_into, quantiles
 from .tables import DeadLetter, DeliveryRange, Event, Label, MinuteRollup, SdkDrops
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "MinuteRollup",
     "SdkDrops",
     "bucket_counts",
+    "bucket_indexes",
     "completeness",
     "create_engine_for",
     "current",

@@ -20,12 +20,18 @@ GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _LOG_GAMMA = math.log(GAMMA)
 
 
+def bucket_indexes(values_ns: np.ndarray) -> np.ndarray:
+    """The bucket index of each value (values below 1 count as 1)."""
+    values = np.asarray(values_ns, dtype=np.float64)
+    return np.ceil(np.log(np.maximum(values, 1.0)) / _LOG_GAMMA).astype(np.int64)
+
+
 def bucket_counts(values_ns: Iterable[int] | np.ndarray) -> dict[str, int]:
     """The histogram of ``values_ns`` as ``{bucket index (str): count}``."""
     values = np.asarray(values_ns, dtype=np.float64)
     if values.size == 0:
         return {}
-    indexes = np.ceil(np.log(np.maximum(values, 1.0)) / _LOG_GAMMA).astype(np.int64)
+    indexes = bucket_indexes(values)
     keys, counts = np.unique(indexes, return_counts=True)
     return {str(k): int(c) for k, c in zip(keys.tolist(), counts.tolist(), strict=True)}
 

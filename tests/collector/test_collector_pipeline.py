@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from inferloop.collector import IngestPipeline, InputMessage
 from inferloop.store import Event, Label, create_engine_for, upgrade
-from ingest_events import EventFactory
+from ingest_events import MINUTE_NS, EventFactory
 from sqlalchemy.orm import Session
 
 
@@ -123,3 +123,50 @@ def test_stored_event_reads_back_field_for_field(engine):
             for field in ("inputs", "outputs", "tags", "device_time_ns", "error_message", "seq"):
                 assert getattr(stored, field) == sent[field], field
         assert session.get(Label, label["event_id"]).label == {"fraud": True, "score": [1, 2]}
+
+
+def test_rollups_match_the_raw_events_per_version_and_minute(engine):
+    from collections import defaultdict
+
+    from inferloop.store import bucket_counts
+
+    v1, v2 = EventFactory(model="mix", version="v1"), EventFactory(model="mix", version="v2")
+    events = []
+    for i in range(300):
+        factory = v1 if i % 3 else v2
+        events.append(
+            factory.inference(
+                start_time_ns=factory.base_time_ns + (i % 4) * MINUTE_NS + i,
+                latency_ns=1_000 + i * 997,
+                status="error" if i % 7 == 0 else "ok",
+            )
+        )
+    # Several emitters in one ingest call, as the collector batches messages.
+    IngestPipeline(engine).ingest(
+        [
+            InputMessage(v1.batch_bytes([e for e in events if e["version"] == "v1"])),
+            InputMessage(v2.batch_bytes([e for e in events if e["version"] == "v2"])),
+        ],
+        source="x",
+    )
+    expected = defaultdict(list)
+    for e in events:
+        expected[(e["version"], e["start_time_ns"] // MINUTE_NS * 60)].append(e)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT version, minute_start_s, count, errors, latency_sum_ns, latency_max_ns,"
+                " histogram FROM minute_rollups"
+            )
+        ).all()
+    assert len(rows) == len(expected) == 8
+    for row in rows:
+        group = expected[(row.version, row.minute_start_s)]
+        latencies = [e["latency_ns"] for e in group]
+        histogram = (
+            row.histogram if isinstance(row.histogram, dict) else orjson.loads(row.histogram)
+        )
+        assert row.count == len(group)
+        assert row.errors == sum(e["status"] == "error" for e in group)
+        assert (row.latency_sum_ns, row.latency_max_ns) == (sum(latencies), max(latencies))
+        assert histogram == bucket_counts(latencies)
