@@ -42,6 +42,16 @@ def normal_sampler(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.normal(0.0, 1.0, n)
 
 
+def poisson_sampler(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Counts: numerical, but with few distinct values and heavy ties."""
+    return rng.poisson(5.0, n).astype(float)
+
+
+def rounded_sampler(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A measurement rounded to one decimal: ~80 distinct values."""
+    return rng.normal(0.0, 1.0, n).round(1)
+
+
 def false_alarm_rate(
     test_name: str,
     kind: ColumnKind | str,

@@ -22,6 +22,10 @@ from ._stattests import get_stattest, jensenshannon_test, wasserstein_test
 
 DriftMode = Literal["calibrated", "evidently"]
 
+DISCRETE_VALUES_LIMIT = 100
+"""Calibrated mode: numerical columns with at most this many distinct values are
+compared value by value (pooled chi-square), as K-S with heavy ties alarms too rarely."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class DriftOptions:
@@ -83,11 +87,12 @@ class DriftReport:
 
 
 def select_stattest(
-    reference: ColumnSample, current: ColumnSample, kind: ColumnKind, mode: DriftMode
+    reference: ColumnSample, current: ColumnSample, kind: ColumnKind | str, mode: DriftMode
 ) -> str:
     """The default test for a column, by kind, reference size and number of values."""
-    n_values = union_nunique(reference, current)
+    kind = ColumnKind(kind)
     if mode == "evidently":
+        n_values = union_nunique(reference, current)
         if reference.n <= 1000:
             if kind is ColumnKind.NUMERICAL and n_values > 5:
                 return "ks"
@@ -95,10 +100,12 @@ def select_stattest(
         if kind is ColumnKind.NUMERICAL and n_values > 5:
             return "wasserstein"
         return "jensenshannon"
+    n_values = union_nunique(reference, current, exact_up_to=DISCRETE_VALUES_LIMIT)
     if n_values <= 2:
         return "z"
-    if kind is ColumnKind.NUMERICAL and n_values > 5:
+    if kind is ColumnKind.NUMERICAL and n_values > DISCRETE_VALUES_LIMIT:
         return "ks"
+    # few distinct values: K-S would be conservative (ties), a pooled chi-square is not
     return "chi2_contingency"
 
 

@@ -98,10 +98,14 @@ def as_sample(values: Any, kind: ColumnKind | str) -> ColumnSample:
     return ColumnSample(values, kind)
 
 
-def union_nunique(reference: ColumnSample, current: ColumnSample) -> int:
-    """Distinct values across both samples, as `pd.concat([ref, cur]).nunique()`."""
-    if reference.kind is ColumnKind.NUMERICAL and reference.nunique > 5:
-        return reference.nunique  # only compared with 5 and 2: a lower bound is enough
+def union_nunique(reference: ColumnSample, current: ColumnSample, exact_up_to: int = 5) -> int:
+    """Distinct values across both samples, as `pd.concat([ref, cur]).nunique()`.
+
+    Exact up to `exact_up_to`; above it a lower bound (the reference's own count), which
+    is all the selection rules need and spares counting a large numerical window.
+    """
+    if reference.kind is ColumnKind.NUMERICAL and reference.nunique > exact_up_to:
+        return reference.nunique
     return len(reference.counts.keys() | current.counts.keys())
 
 

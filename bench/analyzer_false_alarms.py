@@ -30,7 +30,13 @@ from inferloop.analyzer import (
     cusum,
     page_hinkley,
 )
-from inferloop.analyzer._calibration import categorical_sampler, false_alarm_rate, normal_sampler
+from inferloop.analyzer._calibration import (
+    categorical_sampler,
+    false_alarm_rate,
+    normal_sampler,
+    poisson_sampler,
+    rounded_sampler,
+)
 
 SCENARIOS = [
     # (test, kind, sampler, scenario, n_reference, n_current)
@@ -39,8 +45,12 @@ SCENARIOS = [
     ("chi2_contingency", "categorical", categorical_sampler(5), "5 categories", 1000, 1000),
     ("chi2_contingency", "categorical", categorical_sampler(12), "12 categories", 1000, 1000),
     ("chi2_contingency", "categorical", categorical_sampler(12), "12 categories", 5000, 500),
+    ("chi2_contingency", "numerical", poisson_sampler, "poisson(5) counts", 1000, 1000),
+    ("chi2_contingency", "numerical", rounded_sampler, "normal rounded to 0.1", 1000, 1000),
     ("z", "categorical", categorical_sampler(2), "binary", 1000, 1000),
     ("z", "categorical", categorical_sampler(2), "binary", 5000, 500),
+    # not defaults, for contrast: K-S on tied values, Evidently's goodness-of-fit chi-square
+    ("ks", "numerical", poisson_sampler, "poisson(5) counts", 1000, 1000),
     ("chisquare", "categorical", categorical_sampler(5), "5 categories", 1000, 1000),
     ("chisquare", "categorical", categorical_sampler(12), "12 categories", 1000, 1000),
 ]
@@ -119,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
 
     figures: dict[str, float] = {"simulations": args.simulations}
-    for test, kind, sampler, scenario, n_ref, n_cur in SCENARIOS:
+    for index, (test, kind, sampler, scenario, n_ref, n_cur) in enumerate(SCENARIOS):
         result = false_alarm_rate(
             test,
             kind,
@@ -128,7 +138,7 @@ def main() -> None:
             n_reference=n_ref,
             n_current=n_cur,
             simulations=args.simulations,
-            seed=args.seed,
+            seed=args.seed + index,  # independent draws per scenario
         )
         key = f"{test}|{scenario}|{n_ref}v{n_cur}"
         figures[key] = round(result.rate, 4)

@@ -7,7 +7,13 @@ from __future__ import annotations
 import inferloop.analyzer as analyzer
 import pytest
 from inferloop.analyzer import DriftOptions, get_stattest, register_stattest
-from inferloop.analyzer._calibration import categorical_sampler, false_alarm_rate, normal_sampler
+from inferloop.analyzer._calibration import (
+    categorical_sampler,
+    false_alarm_rate,
+    normal_sampler,
+    poisson_sampler,
+    rounded_sampler,
+)
 
 SIMULATIONS = 800  # standard error of a 5% rate: 0.77 points
 
@@ -19,6 +25,8 @@ SIMULATIONS = 800  # standard error of a 5% rate: 0.77 points
         ("ks", "numerical", normal_sampler, 2000, 12000),
         ("chi2_contingency", "categorical", categorical_sampler(5), 1000, 1000),
         ("chi2_contingency", "categorical", categorical_sampler(12), 3000, 400),
+        ("chi2_contingency", "numerical", poisson_sampler, 1000, 1000),
+        ("chi2_contingency", "numerical", rounded_sampler, 1500, 700),
         ("z", "categorical", categorical_sampler(2), 1000, 1000),
     ],
 )
@@ -50,6 +58,18 @@ def test_evidently_chisquare_over_alarms_without_drift():
         seed=42,
     )
     assert result.rate > 0.4  # ~54% measured with 2,000 simulations
+
+
+def test_calibrated_mode_compares_discrete_numbers_value_by_value():
+    import numpy as np
+    from inferloop.analyzer import ColumnSample, select_stattest
+
+    rng = np.random.default_rng(0)
+    counts = ColumnSample(rng.poisson(5.0, 1000), "numerical")
+    continuous = ColumnSample(rng.normal(size=1000), "numerical")
+    assert select_stattest(counts, counts, "numerical", "calibrated") == "chi2_contingency"
+    assert select_stattest(continuous, continuous, "numerical", "calibrated") == "ks"
+    assert select_stattest(counts, counts, "numerical", "evidently") == "ks"  # Evidently's rule
 
 
 def test_registry_exposes_names_and_default_thresholds():
