@@ -13,6 +13,7 @@ RETURNING statements.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -287,20 +288,59 @@ def _update_rollups(connection: sa.Connection, events: Sequence[InferenceEvent])
     )
 
 
-def _update_delivery(connection: sa.Connection, stored: list[tuple[str, int, str, int]]) -> None:
-    """Record runs of contiguous sequence numbers per emitter (and model)."""
-    if not stored:
+def _delivery_runs(
+    events: Sequence[InferenceEvent], labels: Sequence[LabelEvent]
+) -> list[tuple[str, str, int, int, int, int]]:
+    """Runs of contiguous sequence numbers per (emitter, model), with their first/last times.
+
+    Vectorised like the rollups: sort by (emitter/model, seq) and cut where the
+    group changes or the sequence jumps.
+    """
+    emitters = [e.emitter_id for e in events] + [lab.emitter_id for lab in labels]
+    models = [e.model for e in events] + [lab.model for lab in labels]
+    n = len(emitters)
+    seqs = np.fromiter(
+        itertools.chain((e.seq for e in events), (lab.seq for lab in labels)), np.int64, n
+    )
+    times = np.fromiter(
+        itertools.chain((e.start_time_ns for e in events), (lab.time_ns for lab in labels)),
+        np.int64,
+        n,
+    )
+    pairs = list(zip(emitters, models, strict=True))
+    groups = list(dict.fromkeys(pairs))
+    if len(groups) == 1:
+        group = np.zeros(n, np.int64)
+    else:
+        position = {pair: i for i, pair in enumerate(groups)}
+        group = np.fromiter((position[pair] for pair in pairs), np.int64, n)
+    order = np.lexsort((seqs, group))
+    group, seqs, times = group[order], seqs[order], times[order]
+    cuts = np.flatnonzero((np.diff(group) != 0) | (np.diff(seqs) != 1)) + 1
+    starts = np.concatenate(([0], cuts))
+    ends = np.concatenate((cuts, [n])) - 1
+    firsts = np.minimum.reduceat(times, starts)
+    lasts = np.maximum.reduceat(times, starts)
+    return [
+        (*groups[g], first_seq, last_seq, first, last)
+        for g, first_seq, last_seq, first, last in zip(
+            group[starts].tolist(),
+            seqs[starts].tolist(),
+            seqs[ends].tolist(),
+            firsts.tolist(),
+            lasts.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _update_delivery(
+    connection: sa.Connection, events: Sequence[InferenceEvent], labels: Sequence[LabelEvent]
+) -> None:
+    """Record runs of contiguous sequence numbers per emitter and model."""
+    if not events and not labels:
         return
-    stored.sort()
-    runs: list[list[Any]] = []  # [emitter, model, start, end, first_time, last_time]
-    for emitter, seq, model, time_ns in stored:
-        last = runs[-1] if runs else None
-        if last and last[0] == emitter and last[1] == model and last[3] + 1 == seq:
-            last[3] = seq
-            last[4] = min(last[4], time_ns)
-            last[5] = max(last[5], time_ns)
-        else:
-            runs.append([emitter, model, seq, seq, time_ns, time_ns])
+    runs = _delivery_runs(events, labels)
     table = DeliveryRange.__table__
     for emitter, model, start, end, first, last in runs:
         # Extend the range this run continues, if there is one; else start a new one.
@@ -439,7 +479,5 @@ def write_events(
     outcome.duplicates = len(inferences) + len(labels) - outcome.inserted
     _update_rollups(connection, stored_inferences)
     _update_sdk_drops(connection, stored_inferences)
-    delivered = [(e.emitter_id, e.seq, e.model, e.start_time_ns) for e in stored_inferences]
-    delivered.extend((lab.emitter_id, lab.seq, lab.model, lab.time_ns) for lab in stored_labels)
-    _update_delivery(connection, delivered)
+    _update_delivery(connection, stored_inferences, stored_labels)
     return outcome

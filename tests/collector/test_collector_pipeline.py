@@ -170,3 +170,25 @@ def test_rollups_match_the_raw_events_per_version_and_minute(engine):
         assert row.errors == sum(e["status"] == "error" for e in group)
         assert (row.latency_sum_ns, row.latency_max_ns) == (sum(latencies), max(latencies))
         assert histogram == bucket_counts(latencies)
+
+
+def test_delivery_ranges_follow_sequences_across_events_labels_and_emitters(engine):
+    first, second = EventFactory(model="seq"), EventFactory(model="seq")
+    a = [first.inference() for _ in range(5)]
+    a.append(first.label(a[0]["prediction_id"]))
+    a += [first.inference() for _ in range(4)]
+    first.skip(2)
+    a += [first.inference() for _ in range(3)]
+    b = [second.inference() for _ in range(3)]
+    pipeline = IngestPipeline(engine)
+    pipeline.ingest(
+        [InputMessage(first.batch_bytes(a[::-1])), InputMessage(second.batch_bytes(b))],
+        source="x",
+    )
+    with engine.connect() as connection:
+        ranges = connection.execute(
+            sa.text("SELECT emitter_id, seq_start, seq_end FROM delivery_ranges")
+        ).all()
+    assert sorted((r.emitter_id, r.seq_start, r.seq_end) for r in ranges) == sorted(
+        [(first.emitter_id, 0, 9), (first.emitter_id, 12, 14), (second.emitter_id, 0, 2)]
+    )
