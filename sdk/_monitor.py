@@ -205,6 +205,8 @@ def _sync_wrapper(fn: Callable[..., Any], spec: MonitorSpec) -> Callable[..., An
             queue.append((spec, started, latency, None, args, kwargs, result, prediction, None))
             if len(queue) == emitter.wake_at:
                 emitter.wake.set()
+        elif cuda is None:
+            emitter.drop_queue_full()
         else:
             _enqueue(emitter, spec, started, latency, None, args, kwargs, result, prediction, cuda)
         return result
