@@ -99,7 +99,7 @@ def _new_categories(name, column: pl.Series, known: set, options) -> list[DataQu
 def _out_of_range(
     name, column: pl.Series, low: float, high: float, ref_n: int, options
 ) -> list[DataQualityIssue]:
-    values = column.cast(pl.Float64).drop_nulls()
+    values = column.cast(pl.Float64, strict=False).drop_nulls()
     values = values.filter(values.is_finite()).to_numpy()
     if values.size == 0:
         return []

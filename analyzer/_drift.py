@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import polars as pl
 
 from ._profile import ReferenceProfile, samples_from_frame, to_polars
 from ._samples import ColumnKind, ColumnSample, union_nunique
@@ -116,6 +117,7 @@ def compute_drift(
     options = options or DriftOptions()
     frame = to_polars(current)
     kinds = {c: k for c, k in reference.kinds.items() if c in frame.columns}
+    frame = _labels_typed_like_reference(frame, reference, kinds)
     current_samples = samples_from_frame(frame, kinds)
     results = []
     for name, kind in kinds.items():
@@ -128,6 +130,17 @@ def compute_drift(
     return DriftReport(
         options.mode, tuple(results), drifted, share, bool(results) and share >= options.drift_share
     )
+
+
+def _labels_typed_like_reference(frame, reference: ReferenceProfile, kinds) -> Any:
+    """Labels compare by value, so a window that sends `1` where the reference had `"1"`
+    is cast to the reference's type (what cannot be cast counts as missing)."""
+    casts = []
+    for name, kind in kinds.items():
+        dtype = reference.samples[name].label_dtype
+        if kind is ColumnKind.CATEGORICAL and dtype not in (None, pl.Null, frame.schema[name]):
+            casts.append(pl.col(name).cast(dtype, strict=False))
+    return frame.with_columns(casts) if casts else frame
 
 
 def _compare_column(

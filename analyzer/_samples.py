@@ -49,6 +49,11 @@ class ColumnSample:
     def n(self) -> int:
         return len(self._values)
 
+    @property
+    def label_dtype(self) -> pl.DataType | None:
+        """The polars type of a categorical sample's labels (None for numerical ones)."""
+        return self._values.dtype if isinstance(self._values, pl.Series) else None
+
     @cached_property
     def sorted(self) -> np.ndarray:
         """Ascending values (numerical columns only)."""
@@ -111,7 +116,7 @@ def union_nunique(reference: ColumnSample, current: ColumnSample, exact_up_to: i
 
 def _finite_floats(values: Any) -> np.ndarray:
     if isinstance(values, pl.Series):
-        array = values.cast(pl.Float64).to_numpy()
+        array = values.cast(pl.Float64, strict=False).to_numpy()  # unparsable -> missing
     else:
         array = np.asarray(getattr(values, "to_numpy", lambda: values)(), dtype=np.float64)
     array = np.ascontiguousarray(array, dtype=np.float64)

@@ -265,3 +265,18 @@ PERF_OPTIONS_VALIDATION = [dict(alpha=0), dict(quantiles=(1.5,)), dict(min_laten
 def test_perf_options_refuse_nonsense(bad):
     with pytest.raises(ValueError):
         PerfOptions(**bad)
+
+
+def test_windows_with_unexpected_types_are_compared_not_crashed_on():
+    rng = np.random.default_rng(13)
+    profile = ReferenceProfile.from_frame(_features(rng, 2000))
+    odd = _features(rng, 500).with_columns(
+        pl.col("age").cast(pl.String),  # numbers sent as strings
+        pl.Series("is_new", rng.integers(0, 2, 500)),  # labels sent as integers
+    )
+    report = compute_drift(profile, odd)
+    assert report.column("age").current_rows == 500
+    assert not report.column("age").drifted  # the strings parsed back into the same ages
+    assert report.column("is_new").current_rows == 500 and report.column("is_new").drifted
+    issues = {(i.column, i.check) for i in data_quality(profile, odd)}
+    assert ("is_new", "new_categories") in issues
