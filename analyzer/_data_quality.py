@@ -51,6 +51,8 @@ def data_quality(
             issues.append(DataQualityIssue(name, "missing_column", 1.0, 0.0, 0.0))
             continue
         column = frame[name]
+        if ref.kind is ColumnKind.NUMERICAL:  # "n/a" in a numerical column is a missing value
+            column = column.cast(pl.Float64, strict=False)
         issues += _missing(name, column, ref.total, ref.total - ref.n, options)
         if ref.kind is ColumnKind.CATEGORICAL:
             issues += _new_categories(name, column, set(ref.counts), options)

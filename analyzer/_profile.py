@@ -53,7 +53,10 @@ def samples_from_frame(
     numerical = [c for c, k in kinds.items() if ColumnKind(k) is ColumnKind.NUMERICAL]
     samples: dict[str, ColumnSample] = {}
     if numerical:
-        ordered = frame.select(pl.col(c).cast(pl.Float64).sort(nulls_last=True) for c in numerical)
+        # strict=False: a value that is not a number counts as missing, not as a crash
+        ordered = frame.select(
+            pl.col(c).cast(pl.Float64, strict=False).sort(nulls_last=True) for c in numerical
+        )
         for name in numerical:
             samples[name] = ColumnSample.from_sorted(_finite_slice(ordered[name]), len(frame))
     for name, kind in kinds.items():

@@ -275,6 +275,16 @@ def test_windows_with_unexpected_types_are_compared_not_crashed_on():
         pl.Series("is_new", rng.integers(0, 2, 500)),  # labels sent as integers
     )
     report = compute_drift(profile, odd)
+    garbled = odd.with_columns(
+        pl.when(pl.int_range(pl.len()) < 50)
+        .then(pl.lit("n/a"))
+        .otherwise(pl.col("age"))
+        .alias("age")
+    )
+    assert compute_drift(profile, garbled).column("age").current_rows == 450
+    assert ("age", "missing_values") in {
+        (i.column, i.check) for i in data_quality(profile, garbled)
+    }
     assert report.column("age").current_rows == 500
     assert not report.column("age").drifted  # the strings parsed back into the same ages
     assert report.column("is_new").current_rows == 500 and report.column("is_new").drifted
