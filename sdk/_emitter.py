@@ -26,7 +26,22 @@ from ._transports import PermanentTransportError, Transport
 SCHEMA_VERSION = 1
 ERROR_MESSAGE_MAX = 1_000
 _PLAIN_SCALARS = frozenset((int, float, str, bool, type(None)))
-LABEL = object()  # first item of a label record, instead of a MonitorSpec
+LABEL = object()
+# One `ok`, sampled call of plain scalars, as JSON: field for field the dict that
+# `_scalar_event` builds (tests compare both against the schema).
+_SCALAR_EVENT = (
+    b'{"schema_version":1,"kind":"inference","event_id":"%032x","emitter_id":"%s","seq":%d,%s,'
+    b'"start_time_ns":%d,"latency_ns":%d,"device_time_ns":null,"status":"ok","error_type":null,'
+    b'"error_message":null,"batch_size":1,"device":%s,"inputs":{"rows":[%s]},'
+    b'"outputs":{"rows":[{"value":%s}]},"prediction_id":"%s-%x","tags":%s}'
+)
+
+
+def _spec_json(spec: Any, default_environment: str) -> tuple[bytes, bytes, bytes]:
+    """The per-monitor constant parts of `_SCALAR_EVENT`: identity, device, tags."""
+    identity = dumps({"model": spec.model, "version": spec.version,
+                      "environment": spec.environment or default_environment})[1:-1]
+    return identity, dumps(spec.device or "cpu"), dumps(spec.tags)  # first item of a label record, instead of a MonitorSpec
 _SEND_FAILED = "send_failed"
 MAX_IN_FLIGHT = 4  # batches awaiting the broker's ack at once (pipelining transports)
 
@@ -71,6 +86,9 @@ class Emitter:
         self._queue_full_reported = 0
         self._unreported: dict[str, int] = {}
         self._event_ids = EventIdFactory()
+        self._emitter_id_bytes = self.emitter_id.encode()
+        self._prefix_bytes = self.prediction_prefix.encode()
+        self._spec_json: dict[Any, tuple[bytes, bytes, bytes]] = {}
         self._seq = 0
         self._outbox: deque[_Batch] = deque()
         self._outbox_events = 0
@@ -219,7 +237,7 @@ class Emitter:
     def _drain(self, limit: int) -> None:
         """Turn queued records into serialised batches in the outbox (one model per batch)."""
         queue = self.queue
-        by_model: dict[str, list[dict[str, Any]]] = {}
+        by_model: dict[str, list[bytes]] = {}
         taken = 0
         popleft = queue.popleft
         while taken < limit and not self._abandon:
@@ -250,12 +268,11 @@ class Emitter:
         for model, events in by_model.items():
             self._batch(model, events)
 
-    def _batch(self, model: str, events: list[dict[str, Any]]) -> None:
-        """Serialise events one by one and cut batches by count and by bytes (no re-encoding).
+    def _batch(self, model: str, encoded: list[bytes]) -> None:
+        """Cut encoded events into batches by count and by bytes (no re-encoding).
 
         The first event of a batch carries the drops not yet reported to the platform.
         """
-        encoded = [dumps(event) for event in events]
         header = b'{"schema_version":1,"emitter_id":"' + self.emitter_id.encode() + b'","events":['
         max_bytes = self.config.batch_max_bytes - len(header) - 2
         max_count = self.config.batch_size
@@ -263,9 +280,8 @@ class Emitter:
         start = 0
         while start < total:
             report = self._unreported
-            if report:
-                events[start]["dropped"] = dict(report)
-                encoded[start] = dumps(events[start])
+            if report:  # splice `"dropped": {...}` into the event's closing brace
+                encoded[start] = encoded[start][:-1] + b',"dropped":' + dumps(report) + b"}"
                 self._unreported = {}
             size = len(encoded[start])
             end = start + 1
@@ -419,11 +435,12 @@ class Emitter:
         self._seq = seq + 1
         return seq
 
-    def _build(self, record: tuple[Any, ...]) -> tuple[str, dict[str, Any]]:
+    def _build(self, record: tuple[Any, ...]) -> tuple[str, bytes]:
+        """One record as (model, the event's JSON)."""
         if record[0] is LABEL:
             _, time_ns, model, prediction_id, label = record
             seq = self._next_seq()
-            return model, {
+            return model, dumps({
                 "schema_version": SCHEMA_VERSION,
                 "kind": "label",
                 "event_id": self._event_ids.make(time_ns, seq),
@@ -433,7 +450,7 @@ class Emitter:
                 "model": model,
                 "label": label,
                 "time_ns": time_ns,
-            }
+            })
         spec, started, latency, error, args, kwargs, result, prediction, extra = record
         start_ns = started + self.epoch_offset_ns
         config = self.config
@@ -441,8 +458,13 @@ class Emitter:
         if extra is None and spec.batch_size is None:
             row = spec.scalar_row(args, kwargs)
             if row is not None and len(row) * 300 <= config.payload_max_bytes:
-                return spec.model, self._scalar_event(spec, start_ns, latency, error, row,
-                                                      result, prediction, sampled)
+                if (error is None and sampled and type(prediction) is int
+                        and type(result) in _PLAIN_SCALARS and not self._redaction.active
+                        and spec.capture_inputs and spec.capture_outputs
+                        and (type(result) is not str or len(result) <= 256)):
+                    return spec.model, self._scalar_event_json(spec, start_ns, latency, row, result, prediction)
+                return spec.model, dumps(self._scalar_event(spec, start_ns, latency, error, row,
+                                                            result, prediction, sampled))
         inputs_value = spec.inputs_of(args, kwargs)
         tags = spec.tags
         device = spec.device
@@ -471,7 +493,7 @@ class Emitter:
         seq = self._next_seq()
         if isinstance(prediction, int):
             prediction = f"{self.prediction_prefix}-{prediction:x}"
-        return spec.model, {
+        return spec.model, dumps({
             "schema_version": SCHEMA_VERSION,
             "kind": "inference",
             "event_id": self._event_ids.make(start_ns, seq),
@@ -492,7 +514,21 @@ class Emitter:
             "outputs": outputs,
             "prediction_id": str(prediction),
             "tags": tags,
-        }
+        })
+
+    def _scalar_event_json(self, spec: Any, start_ns: int, latency: int, row: dict[str, Any],
+                           result: Any, prediction: int) -> bytes:
+        """The hottest case written straight to JSON: an `ok` call of plain scalars, sampled."""
+        constant = self._spec_json.get(spec)
+        if constant is None:
+            constant = self._spec_json[spec] = _spec_json(spec, self.config.environment)
+        seq = self._seq
+        self._seq = seq + 1
+        return _SCALAR_EVENT % (
+            self._event_ids.value(start_ns, seq), self._emitter_id_bytes, seq, constant[0],
+            start_ns, latency, constant[1], dumps(row), dumps(result), self._prefix_bytes,
+            prediction, constant[2],
+        )
 
     def _scalar_event(self, spec: Any, start_ns: int, latency: int, error: BaseException | None,
                       row: dict[str, Any], result: Any, prediction: Any, sampled: bool) -> dict[str, Any]:

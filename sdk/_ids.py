@@ -23,12 +23,15 @@ class EventIdFactory:
         self._random_high = int.from_bytes(os.urandom(6), "big") & ((1 << 42) - 1)
 
     def make(self, unix_ns: int, seq: int) -> str:
+        return f"{self.value(unix_ns, seq):032x}"
+
+    def value(self, unix_ns: int, seq: int) -> int:
+        """The id as a 128-bit integer (the worker formats it straight into the event's JSON)."""
         millis = (unix_ns // 1_000_000) & ((1 << 48) - 1)
         tail = (self._random_high << 32) | (seq & 0xFFFF_FFFF)  # 74 bits
         rand_a = tail >> 62  # 12 bits
         rand_b = tail & ((1 << 62) - 1)
-        value = (millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
-        return f"{value:032x}"
+        return (millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
 
 
 def prediction_id(prefix: str, number: int) -> str:

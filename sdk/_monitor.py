@@ -211,6 +211,7 @@ def _sync_wrapper(fn: Callable[..., Any], spec: MonitorSpec) -> Callable[..., An
             _enqueue(emitter, spec, started, latency, None, args, kwargs, result, prediction, cuda)
         return result
 
+    monitored.__inferloop_spec__ = spec  # type: ignore[attr-defined]
     return monitored
 
 
@@ -241,6 +242,7 @@ def _async_wrapper(fn: Callable[..., Any], spec: MonitorSpec) -> Callable[..., A
         _enqueue(emitter, spec, started, latency, None, args, kwargs, result, prediction, cuda)
         return result
 
+    monitored.__inferloop_spec__ = spec  # type: ignore[attr-defined]
     return monitored
 
 

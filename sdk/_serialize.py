@@ -50,10 +50,15 @@ def _choose_encoder() -> tuple[str, Callable[[Any], bytes]]:
     try:
         import orjson
 
-        option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+        encode = orjson.dumps
+        option = orjson.OPT_SERIALIZE_NUMPY
+        lenient = option | orjson.OPT_NON_STR_KEYS  # twice as slow: only when needed
 
         def orjson_dumps(value: Any) -> bytes:
-            return orjson.dumps(value, default=_default, option=option)
+            try:
+                return encode(value, default=_default, option=option)
+            except TypeError:
+                return encode(value, default=_default, option=lenient)
 
         return "orjson", orjson_dumps
     except ImportError:

@@ -314,3 +314,19 @@ print("ok")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_direct_json_path_matches_the_general_event_builder() -> None:
+    """The worker writes plain-scalar calls straight to JSON; it must equal the dict path."""
+    from inferloop.sdk import _state
+
+    configure(transport=MemoryTransport(), flush_interval_s=10)
+    emitter = _state.emitter
+    wrapped = monitor(model="fraud", version="2", tags={"a": "b"}, device="cpu")(lambda x, y: x)
+    spec_object = wrapped.__inferloop_spec__
+    row = {"x": 1.5, "y": "fr"}
+    direct = loads(emitter._scalar_event_json(spec_object, 1_700_000_000_000_000_000, 1234, row, float("nan"), 7))
+    general = emitter._scalar_event(spec_object, 1_700_000_000_000_000_000, 1234, None, dict(row), float("nan"), 7, True)
+    general["seq"] = direct["seq"]
+    general["event_id"] = direct["event_id"]
+    assert direct == json.loads(json.dumps(general).replace("NaN", "null"))

@@ -138,6 +138,9 @@ def test_emitted_batches_validate_against_schema() -> None:
     def classify(batch):
         raise RuntimeError("out of memory")
 
+    score = monitor(model="fraud", version="3", tags={"region": "eu"})(lambda age, country: 0.5)
+    score(31, "fr")  # the worker's direct-to-JSON path
+    score(31, country=None)
     predict({"age": 31, "country": "fr", "score": float("nan")})
     predict(np.ones((100, 8)))
     predict([{"text": "z" * 200}] * 20)  # truncated by the size cap
