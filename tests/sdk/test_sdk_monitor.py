@@ -275,3 +275,20 @@ def test_exported_names_are_all_public_and_importable() -> None:
     assert public - set(sdk.__all__) <= {"annotations"}
     for required in ("monitor", "configure", "log_label", "flush", "shutdown", "stats"):
         assert required in sdk.__all__
+
+
+def test_cuda_timing_requested_without_a_device_leaves_call_and_event_intact(memory: MemoryTransport) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU-only fallback")
+
+    @monitor(model="m", cuda=True)
+    def predict(x):
+        return x + 1
+
+    assert predict(1) == 2
+    with monitor(model="m", cuda=True):
+        pass
+    assert flush(5)
+    assert [event["device_time_ns"] for event in memory.events] == [None, None]
+    assert stats()["internal_errors"] == 0
