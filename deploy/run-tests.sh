@@ -12,9 +12,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+is_up() {  # a busy broker can miss one probe: ask three times before calling it down
+  for _ in 1 2 3; do
+    bash deploy/services.sh status | grep -q "^$1: up" && return 0
+    sleep 1
+  done
+  return 1
+}
+
 # Stop only what this run started, so a developer's `make services` stays up.
 for service in postgres kafka; do
-  if ! bash deploy/services.sh status | grep -q "^$service: up"; then
+  if ! is_up "$service"; then
     bash deploy/services.sh start "$service"
     started_here+=("$service")
   fi

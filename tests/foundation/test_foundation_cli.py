@@ -44,17 +44,17 @@ def test_unsafe_production_settings_are_refused_with_a_clear_message(
 
 def test_up_migrates_sqlite_and_serves_on_the_printed_url(tmp_path: Path) -> None:
     env = {**os.environ, "INFERLOOP_DATA_DIR": str(tmp_path), "INFERLOOP_PORT": "0"}
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [*INFERLOOP, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        first_line = process.stdout.readline()
-        match = re.search(r"(http://\S+)", first_line)
-        assert match, f"no URL printed: {first_line!r} / {process.stderr.read() if process.poll() is not None else ''}"
-        with urllib.request.urlopen(f"{match.group(1)}/healthz", timeout=10) as response:
-            assert response.status == 200
-            json.loads(response.read())
-        assert (tmp_path / "inferloop.db").exists()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+    ) as process:
+        try:
+            first_line = process.stdout.readline()
+            match = re.search(r"(http://\S+)", first_line)
+            assert match, f"no URL printed: {first_line!r}"
+            with urllib.request.urlopen(f"{match.group(1)}/healthz", timeout=10) as response:
+                assert response.status == 200
+                json.loads(response.read())
+            assert (tmp_path / "inferloop.db").exists()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
