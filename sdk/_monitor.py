@@ -19,6 +19,7 @@ from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 from . import _cuda, _payload, _state
+from ._runtime import configure_from_environment
 
 F = TypeVar("F", bound=Callable[..., Any])
 _perf_counter_ns = time.perf_counter_ns
@@ -390,6 +391,7 @@ def monitor(
     key of a dict input) instead of generating one. `batch_size` and `device` override what is
     inferred; `cuda=False` turns off device timing, `True` asks for it when CUDA is in use.
     """
+    configure_from_environment()
     spec_kwargs = {
         "model": model, "version": version, "environment": environment, "tags": tags or {},
         "device": device, "batch_size": batch_size, "capture_inputs": capture_inputs,

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from . import _metrics, _state
-from ._config import SDKConfig, resolve_config
+from ._config import ENV_TRANSPORT, SDKConfig, resolve_config
 from ._emitter import Emitter
 from ._kafka import KafkaTransport
 from ._log import logger
@@ -17,6 +17,7 @@ from ._transports import FileTransport, HttpTransport, MemoryTransport, Transpor
 
 _lock = threading.Lock()
 _atexit_registered = False
+_environment_checked = False
 
 
 def _transport_factory(config: SDKConfig) -> Any:
@@ -85,6 +86,26 @@ def configure(
     if config.transport == "memory" or not isinstance(config.transport, str):
         return factory()
     return None
+
+
+def configure_from_environment() -> None:
+    """Start monitoring from `INFERLOOP_*` variables alone, once per process.
+
+    Called when the first model is decorated, so a deployment can switch monitoring on
+    by its environment without a `configure()` call in the serving code. An explicit
+    `configure()` wins; a bad setting is logged, never raised into the host.
+    """
+    global _environment_checked
+    if _environment_checked or _state.emitter is not None:
+        return
+    _environment_checked = True
+    transport = os.environ.get(ENV_TRANSPORT, "").strip().lower()
+    if transport in ("", "off"):
+        return
+    try:
+        configure()
+    except Exception as exc:  # noqa: BLE001 - the host must start even if monitoring cannot
+        logger.warning("inferloop SDK: %s=%r did not start monitoring: %r", ENV_TRANSPORT, transport, exc)
 
 
 def flush(timeout: float = 5.0) -> bool:
