@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -120,3 +122,25 @@ def test_retention_prunes_old_raw_events_but_keeps_rollups(engine):
         remaining = connection.scalar(sa.text("SELECT count(*) FROM events"))
         rolled_up = connection.scalar(sa.text("SELECT sum(count) FROM minute_rollups"))
     assert (deleted, remaining, rolled_up) == (1, 3, 4)
+
+
+def test_retention_worker_prunes_on_start_and_stops_promptly(engine):
+    from inferloop.store import RetentionWorker
+
+    factory = EventFactory(model="aging")
+    old = factory.inference(start_time_ns=factory.base_time_ns - 30 * 86_400 * 10**9)
+    _ingest(engine, factory, [old, factory.inference()])
+    worker = RetentionWorker(engine, older_than_days=14, interval_s=3600)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while _count_events(engine) != 1:
+        assert time.monotonic() < deadline, "the worker did not prune"
+        time.sleep(0.05)
+    started = time.monotonic()
+    worker.stop()
+    assert time.monotonic() - started < 5
+
+
+def _count_events(engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(sa.text("SELECT count(*) FROM events"))
