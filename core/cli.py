@@ -92,7 +92,7 @@ def cmd_collector(args: argparse.Namespace) -> int:
         f"from {settings.kafka_bootstrap_servers}",
         file=sys.stderr,
     )
-    run_collector(settings, stop_event=_stop_on_signals())
+    run_collector(settings, stop_event=_stop_on_signals(), metrics_port=args.metrics_port)
     return 0
 
 
@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_store_options(collector)
     _add_kafka_options(collector)
+    collector.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics (lag, rate, dead letters) on this port"
+    )
     collector.set_defaults(handler=cmd_collector)
 
     analyzer = commands.add_parser(

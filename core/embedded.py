@@ -53,14 +53,17 @@ def build_platform(settings: Settings):
     """Migrate the store and build the app with the in-process workers: (app, engine)."""
     from inferloop.analyzer import AnalyzerWorker
     from inferloop.server.app import create_app
-    from inferloop.store import migrate
+    from inferloop.store import RetentionWorker, migrate
     from inferloop.store.base import create_engine_for
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url()
     migrate.upgrade(url)
     engine = create_engine_for(url)
-    workers = [AnalyzerWorker(settings, engine)]
+    workers = [
+        AnalyzerWorker(settings, engine),
+        RetentionWorker(engine, older_than_days=settings.raw_event_retention_days),
+    ]
     return create_app(settings, engine=engine, background=workers), engine
 
 

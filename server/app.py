@@ -13,7 +13,14 @@ from inferloop.store import create_engine_for
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
-from . import routes_dead_letters, routes_health, routes_ingest, routes_metrics
+from . import (
+    routes_dead_letters,
+    routes_findings,
+    routes_health,
+    routes_ingest,
+    routes_metrics,
+    routes_references,
+)
 from .lifecycle import enter_workers
 from .state import AppState
 
@@ -55,4 +62,6 @@ def create_app(
     app.include_router(routes_ingest.router)
     app.include_router(routes_metrics.router)
     app.include_router(routes_dead_letters.router)
+    app.include_router(routes_findings.router)
+    app.include_router(routes_references.router)
     return app

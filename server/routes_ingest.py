@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from inferloop.collector import InputMessage
 
+from .bodies import read_bounded_body
 from .deps import ApiKeyDep, StateDep
 from .schemas import IngestAccepted, IngestRejected, RejectedInput
 
@@ -25,18 +26,7 @@ router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[ApiKeyDep])
 async def post_events(request: Request, state: StateDep):
     """Store one batch envelope. Invalid events are dead-lettered and named in a 4xx,
     while the valid events of the same batch are stored (the SDK must not resend them)."""
-    limit = state.pipeline.max_message_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():  # bounded even without a Content-Length
-        received += len(chunk)
-        if received > limit:
-            raise HTTPException(413, f"body is larger than {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await read_bounded_body(request, state.pipeline.max_message_bytes)
     result = await run_in_threadpool(state.pipeline.ingest, [InputMessage(body)], source="http")
     if not result.rejections:
         return IngestAccepted(stored=result.stored, duplicates=result.duplicates)

@@ -69,3 +69,31 @@ class DeadLetterResponse(BaseModel):
     reason: str
     raw_size: int
     raw_preview: str = Field(description="First bytes of the raw input, decoded leniently.")
+
+
+class FindingResponse(BaseModel):
+    id: int
+    model: str
+    version: str | None
+    kind: str = Field(description="data_drift, latency_regression, accuracy_drop, …")
+    subject: str = Field(description="What the finding is about: a feature, a metric.")
+    severity: str
+    status: str = Field(description="pending → open → resolved (or pending → dismissed).")
+    title: str
+    evidence: dict
+    window_start_ns: int
+    window_end_ns: int
+    first_seen_ns: int
+    last_seen_ns: int
+    opened_at_ns: int | None
+    resolved_at_ns: int | None
+    occurrences: int
+    report_url: str | None = Field(description="The Evidently HTML report, for drift findings.")
+
+
+class ReferencePinned(BaseModel):
+    reference_id: int
+    model: str
+    version: str | None
+    rows: int
+    columns: list[str]

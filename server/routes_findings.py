@@ -1,0 +1,45 @@
+"""GET /v1/findings and each finding's Evidently report: what the analyzer found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse
+from inferloop.analyzer import finding_report_path, list_findings
+
+from .deps import ApiKeyDep, EngineDep
+from .schemas import FindingResponse
+
+router = APIRouter(prefix="/v1/findings", tags=["findings"], dependencies=[ApiKeyDep])
+
+Status = Literal["pending", "open", "resolved", "dismissed"]
+
+
+@router.get("", response_model=list[FindingResponse])
+def get_findings(
+    engine: EngineDep,
+    model: str | None = None,
+    status: Annotated[list[Status] | None, Query(description="Default: pending and open.")] = None,
+) -> list[FindingResponse]:
+    """Findings in the order they were first raised, with their evidence."""
+    with engine.connect() as connection:
+        rows = list_findings(connection, model=model, statuses=status or ("pending", "open"))
+    return [
+        FindingResponse(
+            **{name: getattr(row, name) for name in FindingResponse.model_fields if name != "report_url"},
+            report_url=f"/v1/findings/{row.id}/report" if row.report_path else None,
+        )
+        for row in rows
+    ]
+
+
+@router.get("/{finding_id}/report", response_class=FileResponse)
+def get_finding_report(finding_id: int, engine: EngineDep) -> FileResponse:
+    """The Evidently HTML report stored when the finding was raised."""
+    with engine.connect() as connection:
+        path = finding_report_path(connection, finding_id)
+    if not path or not Path(path).is_file():
+        raise HTTPException(404, f"finding {finding_id} has no report")
+    return FileResponse(path, media_type="text/html")

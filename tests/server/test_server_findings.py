@@ -1,0 +1,78 @@
+"""Findings over HTTP: pin a reference by upload, ingest drifted traffic, read the findings
+and the Evidently report they point to. A real server on both databases."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from inferloop.analyzer import AnalyzerConfig, AnalyzerWorker
+from inferloop.embedded import EmbeddedServer
+from inferloop.server import create_app
+from inferloop.settings import Settings
+from inferloop.store import create_engine_for, upgrade
+from ingest_events import EventFactory
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Evidently's report rendering
+
+
+@pytest.fixture
+def platform(database_url: str, tmp_path) -> Iterator[tuple[str, AnalyzerWorker]]:
+    upgrade(database_url)
+    settings = Settings(database_url=database_url, data_dir=tmp_path)
+    engine = create_engine_for(database_url)
+    server = EmbeddedServer(create_app(settings, engine=engine))
+    server.start()
+    config = AnalyzerConfig(window_s=3600, confirm_runs=1, confirm_after_s=0)
+    try:
+        yield server.url, AnalyzerWorker(settings, engine, config=config)
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+def _reference_csv(rng: random.Random, rows: int = 600) -> bytes:
+    lines = ["age,country"] + [f"{rng.randint(30, 69)},{rng.choice('ab')}" for _ in range(rows)]
+    return "\n".join(lines).encode()
+
+
+def test_drift_against_an_uploaded_reference_is_listed_with_its_report(platform) -> None:
+    base_url, analyzer = platform
+    rng = random.Random(3)
+    pinned = httpx.post(
+        f"{base_url}/v1/models/fraud/reference", params={"format": "csv"}, content=_reference_csv(rng)
+    )
+    assert pinned.status_code == 201, pinned.text
+    assert pinned.json()["rows"] == 600 and pinned.json()["columns"] == ["age", "country"]
+
+    factory = EventFactory(model="fraud", version="2")
+    drifted = [
+        factory.inference(inputs={"rows": [{"age": rng.randint(70, 110), "country": rng.choice("ab")}]})
+        for _ in range(600)
+    ]
+    assert httpx.post(f"{base_url}/v1/events", content=factory.batch_bytes(drifted)).status_code == 200
+    analyzer.run_once()
+
+    findings = httpx.get(f"{base_url}/v1/findings", params={"model": "fraud"}).json()
+    drift = [f for f in findings if f["kind"] == "data_drift"]
+    assert [f["subject"] for f in drift] == ["age"]
+    assert drift[0]["status"] == "open" and drift[0]["version"] == "2"
+    report = httpx.get(f"{base_url}{drift[0]['report_url']}")
+    assert report.status_code == 200
+    assert report.headers["content-type"].startswith("text/html") and len(report.content) > 10_000
+
+
+def test_unreadable_reference_upload_gets_422_naming_the_format(platform) -> None:
+    base_url, _ = platform
+    response = httpx.post(
+        f"{base_url}/v1/models/fraud/reference", params={"format": "parquet"}, content=b"not parquet"
+    )
+    assert response.status_code == 422
+    assert "parquet" in response.json()["detail"]
+
+
+def test_report_of_unknown_finding_is_404(platform) -> None:
+    base_url, _ = platform
+    assert httpx.get(f"{base_url}/v1/findings/999/report").status_code == 404
