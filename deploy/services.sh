@@ -169,14 +169,15 @@ print_env() {
 }
 
 action="${1:-status}"; which="${2:-all}"
+wants() { [[ "$which" == all || "$which" == "$1" ]]; }
 case "$action" in
   start)
-    [[ "$which" == all || "$which" == postgres ]] && postgres_start
-    [[ "$which" == all || "$which" == kafka ]] && kafka_start
+    if wants postgres; then postgres_start; fi
+    if wants kafka; then kafka_start; fi
     ;;
   stop)
-    [[ "$which" == all || "$which" == kafka ]] && kafka_stop
-    [[ "$which" == all || "$which" == postgres ]] && postgres_stop
+    if wants kafka; then kafka_stop; fi
+    if wants postgres; then postgres_stop; fi
     ;;
   status)
     port_open "$KAFKA_PORT" && echo "kafka: up on 127.0.0.1:$KAFKA_PORT" || echo "kafka: down"
