@@ -17,6 +17,11 @@ SCHEMA_VERSION = 1
 MAX_PAYLOAD_BYTES = 256 * 1024
 """Largest ``inputs``/``outputs``/``label`` JSON accepted per event."""
 
+# Every struct here is ``gc=False``: decoded events hold only strings, numbers,
+# raw JSON and flat dicts of them, so they can never be part of a reference
+# cycle, and leaving them out of the cyclic garbage collector's tracking saves
+# it from walking tens of thousands of live events per batch (measured ~1 us
+# per event of collector CPU).
 EventId = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
@@ -25,7 +30,7 @@ EmitterId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 NULL_JSON = msgspec.Raw(b"null")
 
 
-class InferenceEvent(msgspec.Struct, tag_field="kind", tag="inference", frozen=True):
+class InferenceEvent(msgspec.Struct, tag_field="kind", tag="inference", frozen=True, gc=False):
     """One model call. ``inputs``/``outputs`` stay raw JSON: they are stored as-is."""
 
     schema_version: Literal[1]
@@ -50,7 +55,7 @@ class InferenceEvent(msgspec.Struct, tag_field="kind", tag="inference", frozen=T
     dropped: dict[str, NonNegative] | None = None
 
 
-class LabelEvent(msgspec.Struct, tag_field="kind", tag="label", frozen=True):
+class LabelEvent(msgspec.Struct, tag_field="kind", tag="label", frozen=True, gc=False):
     """Ground truth for an earlier prediction."""
 
     schema_version: Literal[1]
@@ -66,13 +71,13 @@ class LabelEvent(msgspec.Struct, tag_field="kind", tag="label", frozen=True):
 AnyEvent = InferenceEvent | LabelEvent
 
 
-class Batch(msgspec.Struct, frozen=True):
+class Batch(msgspec.Struct, frozen=True, gc=False):
     schema_version: Literal[1]
     emitter_id: EmitterId
     events: list[AnyEvent]
 
 
-class _Envelope(msgspec.Struct, frozen=True):
+class _Envelope(msgspec.Struct, frozen=True, gc=False):
     """The batch with events left undecoded, for the per-event slow path."""
 
     schema_version: Literal[1]
@@ -104,7 +109,8 @@ class Validated:
     labels: list[LabelEvent] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     inference_rows: list[tuple] = field(default_factory=list)
-    """One ``events`` row per kept inference, columns in EVENT_COLUMNS order."""
+    """One ``events`` row per kept inference, columns in EVENT_COLUMNS order; the JSON
+    columns (JSON_COLUMNS) hold UTF-8 ``bytes`` (or None), not ``str``."""
     inference_positions: list[int] = field(default_factory=list)
     label_positions: list[int] = field(default_factory=list)
     """Index in the batch of each kept event, for dead letters raised later by the store."""
@@ -132,6 +138,8 @@ EVENT_COLUMNS = (
     "received_at_ns",
 )
 """Column order of the rows built for the ``events`` table (see ``Validated.inference_rows``)."""
+JSON_COLUMNS = tuple(EVENT_COLUMNS.index(name) for name in ("inputs", "outputs", "tags"))
+"""Positions in EVENT_COLUMNS of the columns that rows carry as JSON bytes."""
 
 _OBJECT_OR_NULL = frozenset(b"{n")
 _encode = msgspec.json.encode
@@ -167,6 +175,9 @@ def _split(
             else:
                 into.inferences.append(event)
                 into.inference_positions.append(index)
+                # JSON columns stay bytes: PostgreSQL's binary COPY takes the
+                # UTF-8 text as is (no decode here, no encode in psycopg);
+                # the SQLite writer decodes them itself.
                 rows.append(
                     (
                         event.event_id,
@@ -183,10 +194,10 @@ def _split(
                         event.error_message,
                         event.batch_size,
                         event.device,
-                        None if inputs == b"null" else inputs.decode(),
-                        None if outputs == b"null" else outputs.decode(),
+                        None if inputs == b"null" else inputs,
+                        None if outputs == b"null" else outputs,
                         event.prediction_id,
-                        _encode(event.tags).decode(),
+                        _encode(event.tags),
                         received_at_ns,
                     )
                 )

@@ -42,6 +42,29 @@ def test_redelivered_batch_is_stored_once_and_rollups_do_not_double_count(engine
     assert [tuple(r) for r in ranges] == [(0, 49)]
 
 
+def test_batch_overlapping_stored_events_adds_only_its_new_events_to_rollups(engine):
+    factory = EventFactory()
+    events = [factory.inference(latency_ns=1_000 + i) for i in range(50)]
+    pipeline = IngestPipeline(engine)
+    pipeline.ingest([InputMessage(factory.batch_bytes(events[:20]), "t", 0, 1)], source="kafka")
+
+    # The first 20 again, plus 30 new ones, and one new event twice in the same batch.
+    overlapping = [*events, events[-1]]
+    result = pipeline.ingest(
+        [InputMessage(factory.batch_bytes(overlapping), "t", 0, 2)], source="kafka"
+    )
+
+    assert (result.stored, result.duplicates) == (30, 21)
+    assert _count(engine, "events") == 50
+    with engine.connect() as connection:
+        count, latency_sum = connection.execute(
+            sa.text("SELECT sum(count), sum(latency_sum_ns) FROM minute_rollups")
+        ).one()
+        ranges = connection.execute(sa.text("SELECT seq_start, seq_end FROM delivery_ranges")).all()
+    assert (count, latency_sum) == (50, sum(e["latency_ns"] for e in events))
+    assert [tuple(r) for r in ranges] == [(0, 49)]
+
+
 def test_invalid_events_are_dead_lettered_while_their_neighbours_are_stored(engine):
     factory = EventFactory()
     good_before, good_after = factory.inference(), factory.inference()
