@@ -8,14 +8,13 @@ environment themselves.
 from __future__ import annotations
 
 import argparse
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from inferloop import __version__
+from inferloop.signals import stop_event_on_signals, wait_until_set
 
 SERVICES_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "services.sh"
 
@@ -31,19 +30,6 @@ def _settings(args: argparse.Namespace):
     settings = Settings(**overrides)
     settings.check_safe_for_production()
     return settings
-
-
-def _stop_on_signals() -> threading.Event:
-    """An event set by SIGINT/SIGTERM, so loops can finish their batch and exit cleanly."""
-    stop = threading.Event()
-
-    def handler(signum, _frame):
-        print(f"\nreceived {signal.Signals(signum).name}, stopping…", file=sys.stderr)
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return stop
 
 
 # ---------------------------------------------------------------- commands
@@ -70,7 +56,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from inferloop.embedded import run_embedded
 
     settings = _settings(args)
-    return run_embedded(settings, stop_event=_stop_on_signals())
+    return run_embedded(settings, stop_event=stop_event_on_signals())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -79,7 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     return main_demo(
-        settings, requests=args.requests, keep_serving=not args.exit, stop_event=_stop_on_signals()
+        settings, requests=args.requests, keep_serving=not args.exit, stop_event=stop_event_on_signals()
     )
 
 
@@ -92,7 +78,7 @@ def cmd_collector(args: argparse.Namespace) -> int:
         f"from {settings.kafka_bootstrap_servers}",
         file=sys.stderr,
     )
-    run_collector(settings, stop_event=_stop_on_signals(), metrics_port=args.metrics_port)
+    run_collector(settings, stop_event=stop_event_on_signals(), metrics_port=args.metrics_port)
     return 0
 
 
@@ -106,9 +92,9 @@ def cmd_analyzer(args: argparse.Namespace) -> int:
     if args.once:
         worker.run_once()
         return 0
-    stop = _stop_on_signals()
+    stop = stop_event_on_signals()
     worker.start()
-    stop.wait()
+    wait_until_set(stop)
     worker.stop()
     return 0
 

@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from inferloop.settings import Settings
+from inferloop.signals import wait_until_set
 
 MODEL = "fraud"
 
@@ -71,14 +72,13 @@ def _print_latency(base_url: str) -> None:
     _say(f"\n  Delivery (GET /v1/models/fraud/completeness): {json.dumps(completeness)}")
 
 
-def _analyse(settings: Settings, engine, training_rows: list[dict], started_ns: int) -> None:
+def _analyse(settings: Settings, engine, base_url: str, training_rows: list[dict], started_ns: int) -> None:
     """Pin the training data as drift reference, analyse, and compare the two versions."""
     import polars as pl
     from inferloop.analyzer import (
         AnalyzerConfig,
         AnalyzerWorker,
         compare_stored_versions,
-        list_findings,
         register_reference,
     )
 
@@ -87,12 +87,11 @@ def _analyse(settings: Settings, engine, training_rows: list[dict], started_ns: 
     # window to confirm what the first one found.
     config = AnalyzerConfig(window_s=300, confirm_runs=1, confirm_after_s=0)
     AnalyzerWorker(settings, engine, config=config).run_once()
-    with engine.connect() as connection:
-        findings = list_findings(connection, model=MODEL)
-    _say(f"\n  Findings ({len(findings)}; also `inferloop findings --data-dir {settings.data_dir}`):")
+    findings = _get(f"{base_url}/v1/findings?model={MODEL}")
+    _say(f"\n  Findings ({len(findings)}; GET {base_url}/v1/findings):")
     for finding in findings:
-        report = f"  report: {finding.report_path}" if finding.report_path else ""
-        _say(f"    [{finding.severity:<8}] v{finding.version or '-'} {finding.kind}: {finding.title}{report}")
+        report = f"\n      report: {base_url}{finding['report_url']}" if finding["report_url"] else ""
+        _say(f"    [{finding['severity']:<8}] v{finding['version']} {finding['kind']}: {finding['title']}{report}")
 
     verdict = compare_stored_versions(
         engine, MODEL, live="1", candidate="2", start_ns=started_ns, end_ns=time.time_ns()
@@ -143,11 +142,11 @@ def run_demo(settings: Settings, *, plan: DemoPlan, stop_event: threading.Event,
 
     _say("5/5  What the platform saw:")
     _print_latency(base_url)
-    _analyse(settings, engine, training_rows, started_ns)
+    _analyse(settings, engine, base_url, training_rows, started_ns)
 
     _say(f"\nThe platform keeps running at {base_url} (Ctrl-C stops it).")
     if keep_serving:
-        stop_event.wait()
+        wait_until_set(stop_event)
     sdk.shutdown(timeout=5)
     server.stop()
     engine.dispose()

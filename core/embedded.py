@@ -12,6 +12,7 @@ import threading
 import time
 
 from inferloop.settings import Settings
+from inferloop.signals import wait_until_set
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def run_embedded(settings: Settings, *, stop_event: threading.Event) -> int:
         return 1
     print(f"Inferloop is up at {server.url}  (store: {settings.resolved_database_url()})")
     print("Ctrl-C stops it.")
-    stop_event.wait()
+    wait_until_set(stop_event)
     server.stop()
     engine.dispose()
     return 0
