@@ -42,7 +42,10 @@ def test_unsafe_production_settings_are_refused_with_a_clear_message(
     assert "INFERLOOP_API_KEY" in capsys.readouterr().err
 
 
-def test_up_migrates_sqlite_and_serves_on_the_printed_url(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_up_migrates_sqlite_serves_on_the_printed_url_and_stops_on_signal(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     env = {**os.environ, "INFERLOOP_DATA_DIR": str(tmp_path), "INFERLOOP_PORT": "0"}
     with subprocess.Popen(
         [*INFERLOOP, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -56,5 +59,5 @@ def test_up_migrates_sqlite_and_serves_on_the_printed_url(tmp_path: Path) -> Non
                 json.loads(response.read())
             assert (tmp_path / "inferloop.db").exists()
         finally:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(stop_signal)
             assert process.wait(timeout=30) == 0
