@@ -18,7 +18,14 @@ from sqlalchemy.engine import Engine
 
 from .contract import InferenceEvent, LabelEvent, Rejection, Validated, validate_batch
 from .metrics import IngestMetrics
-from .writer import DeadLetterRecord, WriteOutcome, write_dead_letters, write_events
+from .writer import (
+    DeadLetterRecord,
+    DerivedFigures,
+    WriteOutcome,
+    derive_figures,
+    write_dead_letters,
+    write_events,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +78,8 @@ class PreparedBatch:
     labels: list[LabelEvent] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     dead_letters: list[DeadLetterRecord] = field(default_factory=list)
+    derived: DerivedFigures | None = None
+    """Rollups and delivery runs of all the batch's events, valid if all of them are new."""
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
 
@@ -141,6 +150,7 @@ class IngestPipeline:
             prepared.inferences.extend(validated.inferences)
             prepared.inference_rows.extend(validated.inference_rows)
             prepared.labels.extend(validated.labels)
+        prepared.derived = derive_figures(prepared.inference_rows, prepared.labels)
         prepared.seconds = time.perf_counter() - prepared.started
         return prepared
 
@@ -175,6 +185,7 @@ class IngestPipeline:
                     prepared.labels,
                     received_at_ns,
                     rows=prepared.inference_rows,
+                    derived=prepared.derived,
                 )
                 return outcome, []
         except Exception as error:

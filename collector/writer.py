@@ -264,10 +264,11 @@ def _minute_aggregates(stored: _StoredColumns) -> dict[tuple[str, str, int], _Mi
     return aggregates
 
 
-def _update_rollups(connection: sa.Connection, stored: _StoredColumns | None) -> None:
-    if stored is None:
+def _update_rollups(
+    connection: sa.Connection, aggregates: dict[tuple[str, str, int], _MinuteAggregate]
+) -> None:
+    if not aggregates:
         return
-    aggregates = _minute_aggregates(stored)
     table = MinuteRollup.__table__
     keys = sorted(aggregates)  # one lock order for every writer: no deadlocks
     connection.execute(
@@ -377,12 +378,9 @@ def _delivery_runs(
 
 
 def _update_delivery(
-    connection: sa.Connection, stored: _StoredColumns | None, labels: Sequence[LabelEvent]
+    connection: sa.Connection, runs: Sequence[tuple[str, str, int, int, int, int]]
 ) -> None:
     """Record runs of contiguous sequence numbers per emitter and model."""
-    if stored is None and not labels:
-        return
-    runs = _delivery_runs(stored, labels)
     table = DeliveryRange.__table__
     for emitter, model, start, end, first, last in runs:
         # Extend the range this run continues, if there is one; else start a new one.
@@ -471,6 +469,29 @@ def _rows_of(inferences: Sequence[InferenceEvent], received_at_ns: int) -> list[
     return validated.inference_rows
 
 
+@dataclass(frozen=True, slots=True)
+class DerivedFigures:
+    """Rollup aggregates and delivery runs of a batch's events, computed before its write.
+
+    The collector computes them while the previous batch is being written (the
+    database waits on nothing then); ``write_events`` uses them only when every
+    event of the batch turns out to be new, and otherwise recomputes them from
+    the rows actually inserted, so a redelivery still adds nothing.
+    """
+
+    aggregates: dict[tuple[str, str, int], _MinuteAggregate]
+    delivery_runs: list[tuple[str, str, int, int, int, int]]
+
+
+def derive_figures(rows: Sequence[tuple], labels: Sequence[LabelEvent]) -> DerivedFigures:
+    """Rollups and delivery runs of ``rows`` (``events`` rows) and ``labels``, all assumed new."""
+    stored = _StoredColumns(rows) if rows else None
+    return DerivedFigures(
+        aggregates=_minute_aggregates(stored) if stored is not None else {},
+        delivery_runs=_delivery_runs(stored, labels) if stored is not None or labels else [],
+    )
+
+
 def write_events(
     connection: sa.Connection,
     inferences: Sequence[InferenceEvent],
@@ -478,12 +499,14 @@ def write_events(
     received_at_ns: int,
     *,
     rows: Sequence[tuple] | None = None,
+    derived: DerivedFigures | None = None,
 ) -> WriteOutcome:
     """Store events and labels, and the figures derived from the new ones only.
 
     ``rows`` are the ``events`` rows of ``inferences`` when already built by
-    validation (``Validated.inference_rows``). Must run inside the caller's
-    transaction; the caller commits.
+    validation (``Validated.inference_rows``); ``derived`` their figures from
+    ``derive_figures(rows, labels)``, used only if all of them are inserted.
+    Must run inside the caller's transaction; the caller commits.
     """
     outcome = WriteOutcome()
     stored_inferences: Sequence[InferenceEvent] = ()
@@ -524,8 +547,9 @@ def write_events(
                 stored_labels.append(label)
     outcome.inserted = len(stored_inferences) + len(stored_labels)
     outcome.duplicates = len(inferences) + len(labels) - outcome.inserted
-    stored = _StoredColumns(stored_rows) if stored_rows else None
-    _update_rollups(connection, stored)
+    if derived is None or outcome.duplicates:
+        derived = derive_figures(stored_rows, stored_labels)
+    _update_rollups(connection, derived.aggregates)
     _update_sdk_drops(connection, stored_inferences)
-    _update_delivery(connection, stored, stored_labels)
+    _update_delivery(connection, derived.delivery_runs)
     return outcome
