@@ -103,6 +103,9 @@ def upgrade() -> None:
         ["model", "version", "start_time_ns"],
         unique=False,
     )
+    op.create_index(
+        "ix_events_prediction_id", "events", ["prediction_id"], unique=False, postgresql_using="hash"
+    )
 
     op.create_table(
         "labels",
@@ -156,6 +159,7 @@ def downgrade() -> None:
     op.drop_index("ix_labels_model_time", table_name="labels")
 
     op.drop_table("labels")
+    op.drop_index("ix_events_prediction_id", table_name="events")
     op.drop_index("ix_events_model_version_start", table_name="events")
 
     op.drop_table("events")
