@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+
 from inferloop.store.analysis import Finding
 
 from ._observations import SCOPE_OF_KIND, Observation

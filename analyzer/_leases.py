@@ -8,8 +8,9 @@ split the models between them and no run is done twice.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from inferloop.store.analysis import AnalyzerLease
 from sqlalchemy.dialects import postgresql, sqlite
+
+from inferloop.store.analysis import AnalyzerLease
 
 _LEASES = AnalyzerLease.__table__
 

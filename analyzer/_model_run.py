@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from inferloop.store.queries import minute_series
 from sqlalchemy.engine import Engine
+
+from inferloop.store.queries import minute_series
 
 from ._changepoint import detect_change_points
 from ._config import AnalyzerConfig

@@ -12,8 +12,9 @@ from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
-from inferloop.store.analysis import DriftReference
 from sqlalchemy.engine import Engine
+
+from inferloop.store.analysis import DriftReference
 
 from ._profile import infer_kinds, to_polars
 from ._samples import ColumnKind

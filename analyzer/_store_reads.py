@@ -6,6 +6,7 @@ from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
+
 from inferloop.store.tables import Event, Label, MinuteRollup
 
 _EVENTS = Event.__table__

@@ -21,9 +21,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import polars as pl
-from inferloop.analyzer import DriftOptions, ReferenceProfile, compute_drift
 from scipy import stats
 from scipy.spatial import distance
+
+from inferloop.analyzer import DriftOptions, ReferenceProfile, compute_drift
 
 NUMERICAL = [f"num_{i:02d}" for i in range(20)]
 CATEGORICAL = [f"cat_{i}" for i in range(5)]

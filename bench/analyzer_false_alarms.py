@@ -19,6 +19,7 @@ import json
 
 import numpy as np
 import polars as pl
+
 from inferloop.analyzer import (
     DriftOptions,
     PerfWindow,

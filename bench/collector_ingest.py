@@ -27,12 +27,13 @@ import uuid
 
 import orjson
 import sqlalchemy as sa
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
 from inferloop.collector import IngestMetrics, run_collector
 from inferloop.collector.consumer import crc_checks_are_cheap
 from inferloop.settings import Settings
 from inferloop.store import create_engine_for, upgrade
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 
 MINUTE_NS = 60_000_000_000
 

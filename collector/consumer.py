@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from inferloop.settings import Settings
-from inferloop.store import create_engine_for
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import start_http_server
+
+from inferloop.settings import Settings
+from inferloop.store import create_engine_for
 
 from .metrics import IngestMetrics
 from .pipeline import IngestPipeline, IngestResult, InputMessage, PreparedBatch

@@ -22,9 +22,10 @@ from typing import Any
 import msgspec
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
 from inferloop.store.sketch import bucket_indexes, merge_into
 from inferloop.store.tables import DeadLetter, DeliveryRange, Event, Label, MinuteRollup, SdkDrops
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .contract import EVENT_COLUMNS, JSON_COLUMNS, InferenceEvent, LabelEvent, Validated, _split
 

@@ -75,6 +75,7 @@ def _print_latency(base_url: str) -> None:
 def _analyse(settings: Settings, engine, base_url: str, training_rows: list[dict], started_ns: int) -> None:
     """Pin the training data as drift reference, analyse, and compare the two versions."""
     import polars as pl
+
     from inferloop.analyzer import (
         AnalyzerConfig,
         AnalyzerWorker,

@@ -8,6 +8,7 @@ from ``sqlalchemy.url``, the ``-x url=...`` argument, or ``Settings``.
 from __future__ import annotations
 
 from alembic import context
+
 from inferloop.store.base import create_engine_for
 from inferloop.store.metadata import metadata
 

@@ -7,11 +7,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
+
 from inferloop.collector import IngestMetrics, IngestPipeline
 from inferloop.settings import Settings
 from inferloop.store import create_engine_for
-from prometheus_client import CollectorRegistry
-from sqlalchemy.engine import Engine
 
 from . import (
     routes_dead_letters,

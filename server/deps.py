@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from inferloop.settings import Settings
 from sqlalchemy.engine import Engine
+
+from inferloop.settings import Settings
 
 from .state import AppState
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
+
 from inferloop.store.tables import DeadLetter
 
 from .deps import ApiKeyDep, EngineDep

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
+
 from inferloop.analyzer import finding_report_path, list_findings
 
 from .deps import ApiKeyDep, EngineDep

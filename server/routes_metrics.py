@@ -6,6 +6,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+
 from inferloop.store.queries import completeness, latency_summary, minute_series
 
 from .deps import ApiKeyDep, EngineDep

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import polars as pl
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
+
 from inferloop.analyzer import register_reference
 
 from .bodies import read_bounded_body

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from inferloop.settings import Settings
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
+
+from inferloop.settings import Settings
 
 
 @dataclass

@@ -7,6 +7,7 @@ import uuid
 
 import numpy as np
 import orjson
+
 from inferloop.collector import IngestPipeline, InputMessage
 
 NS = 1_000_000_000

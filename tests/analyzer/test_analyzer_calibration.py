@@ -4,8 +4,9 @@ Full figures: bench/analyzer_false_alarms.py (2,000 simulations each)."""
 
 from __future__ import annotations
 
-import inferloop.analyzer as analyzer
 import pytest
+
+import inferloop.analyzer as analyzer
 from inferloop.analyzer import DriftOptions, get_stattest, register_stattest
 from inferloop.analyzer._calibration import (
     categorical_sampler,
@@ -62,6 +63,7 @@ def test_evidently_chisquare_over_alarms_without_drift():
 
 def test_calibrated_mode_compares_discrete_numbers_value_by_value():
     import numpy as np
+
     from inferloop.analyzer import ColumnSample, select_stattest
 
     rng = np.random.default_rng(0)

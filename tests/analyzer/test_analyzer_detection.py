@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+
 from inferloop.analyzer import (
     DriftOptions,
     PerfOptions,

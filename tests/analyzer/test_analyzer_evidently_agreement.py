@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from analyzer_evidently_oracle import evidently_drift
+
 from inferloop.analyzer import DriftOptions, ReferenceProfile, compute_drift, registered_stattests
 
 pytestmark = [

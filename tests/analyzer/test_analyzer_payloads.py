@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from analyzer_streams import HOUR_NS, NS, Stream, ingest
+
 from inferloop.analyzer import AnalyzerConfig, AnalyzerWorker, features_frame, list_findings
 from inferloop.analyzer._embeddings import embedding_groups
 from inferloop.settings import Settings

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 from analyzer_streams import HOUR_NS, NS, Stream, ingest
+
 from inferloop.analyzer import (
     AnalyzerConfig,
     AnalyzerWorker,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from analyzer_streams import HOUR_NS, NS, Stream, ingest
+
 from inferloop.analyzer import AnalyzerConfig, AnalyzerWorker, finding_report_path, list_findings
 from inferloop.settings import Settings
 from inferloop.store import create_engine_for, upgrade

@@ -1,9 +1,10 @@
 """Public names stay honest: everything in ``__all__`` exists (httpx's habit)."""
 
+import pytest
+
 import inferloop.collector
 import inferloop.server
 import inferloop.store
-import pytest
 
 
 @pytest.mark.parametrize("module", [inferloop.collector, inferloop.store, inferloop.server])

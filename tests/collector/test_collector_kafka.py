@@ -19,12 +19,13 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
-from inferloop.collector import run_collector
-from inferloop.settings import Settings
-from inferloop.store import create_engine_for, upgrade
 from ingest_events import EventFactory
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
+
+from inferloop.collector import run_collector
+from inferloop.settings import Settings
+from inferloop.store import create_engine_for, upgrade
 
 pytestmark = pytest.mark.kafka
 

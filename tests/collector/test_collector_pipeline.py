@@ -5,10 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 import sqlalchemy as sa
-from inferloop.collector import IngestPipeline, InputMessage
-from inferloop.store import Event, Label, create_engine_for, upgrade
 from ingest_events import MINUTE_NS, EventFactory
 from sqlalchemy.orm import Session
+
+from inferloop.collector import IngestPipeline, InputMessage
+from inferloop.store import Event, Label, create_engine_for, upgrade
 
 
 @pytest.fixture

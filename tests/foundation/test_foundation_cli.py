@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from inferloop.cli import main
 
 INFERLOOP = [sys.executable, "-m", "inferloop.cli"]

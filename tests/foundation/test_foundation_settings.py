@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from inferloop.settings import Settings
 from pydantic import ValidationError
+
+from inferloop.settings import Settings
 
 
 def test_default_store_is_a_sqlite_file_in_the_data_dir(tmp_path) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from inferloop.sdk import MemoryTransport, configure, shutdown
 from inferloop.sdk._serialize import loads
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import GateTransport  # noqa: I001 - tests/sdk/conftest.py (rootdir import mode)
+
 from inferloop.sdk import (
     ENV_QUEUE_SIZE,
     ENV_SAMPLE_RATE,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from inferloop.sdk import MemoryTransport, configure, flush, monitor
 
 torch = pytest.importorskip("torch")

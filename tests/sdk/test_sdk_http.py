@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
 from inferloop.sdk import ENV_API_KEY, ENV_ENDPOINT, ENV_TRANSPORT, configure, flush, monitor, stats
 
 

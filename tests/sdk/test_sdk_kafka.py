@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from inferloop.sdk import configure, flush, monitor, shutdown, stats
 
 pytestmark = [

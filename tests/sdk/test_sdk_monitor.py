@@ -7,6 +7,7 @@ import inspect
 import threading
 
 import pytest
+
 from inferloop import sdk
 from inferloop.sdk import (
     MemoryTransport,

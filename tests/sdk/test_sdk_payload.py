@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from inferloop.sdk import MemoryTransport, configure, flush, monitor
 from inferloop.sdk._payload import Redaction, batch_size, cap_size, device_of, extract
 from inferloop.sdk._serialize import dumps

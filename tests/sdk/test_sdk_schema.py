@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import pytest
+
 from inferloop.sdk import SCHEMA_PATH, configure, flush, load_schema, log_label, monitor
 
 

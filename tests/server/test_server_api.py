@@ -11,10 +11,11 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+from ingest_events import MINUTE_NS, EventFactory
+
 from inferloop.server import create_app
 from inferloop.settings import Settings
 from inferloop.store import upgrade
-from ingest_events import MINUTE_NS, EventFactory
 
 
 def _free_port() -> int:

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from ingest_events import EventFactory
+
 from inferloop.analyzer import AnalyzerConfig, AnalyzerWorker
 from inferloop.embedded import EmbeddedServer
 from inferloop.server import create_app
 from inferloop.settings import Settings
 from inferloop.store import create_engine_for, upgrade
-from ingest_events import EventFactory
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Evidently's report rendering
 

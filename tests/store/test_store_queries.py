@@ -7,6 +7,8 @@ import time
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from ingest_events import MINUTE_NS, EventFactory
+
 from inferloop.collector import IngestPipeline, InputMessage
 from inferloop.store import (
     completeness,
@@ -16,7 +18,6 @@ from inferloop.store import (
     prune_raw_events,
     upgrade,
 )
-from ingest_events import MINUTE_NS, EventFactory
 
 
 @pytest.fixture
