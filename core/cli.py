@@ -40,12 +40,10 @@ def cmd_db(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     url = settings.resolved_database_url()
-    if args.db_action == "upgrade":
-        migrate.upgrade(url, args.revision)
-        print(f"database at {_display_url(url)} is at revision {migrate.current(url)}")
-    elif args.db_action == "downgrade":
-        migrate.downgrade(url, args.revision)
-        print(f"database at {_display_url(url)} is at revision {migrate.current(url)}")
+    if args.db_action in ("upgrade", "downgrade"):
+        move = migrate.upgrade if args.db_action == "upgrade" else migrate.downgrade
+        move(url, args.revision)
+        print(f"database at {_display_url(url)} is at revision {migrate.current(url) or 'base (empty)'}")
     else:
         print(migrate.current(url) or "empty (no migrations applied)")
     return 0
