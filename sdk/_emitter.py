@@ -490,31 +490,10 @@ class Emitter:
             inputs = self._payload(inputs_value, spec.capture_inputs)
             if error is None:
                 outputs = self._payload(result, spec.capture_outputs)
-        seq = self._next_seq()
-        if isinstance(prediction, int):
-            prediction = f"{self.prediction_prefix}-{prediction:x}"
-        return spec.model, dumps({
-            "schema_version": SCHEMA_VERSION,
-            "kind": "inference",
-            "event_id": self._event_ids.make(start_ns, seq),
-            "emitter_id": self.emitter_id,
-            "seq": seq,
-            "model": spec.model,
-            "version": spec.version,
-            "environment": spec.environment or config.environment,
-            "start_time_ns": start_ns,
-            "latency_ns": latency,
-            "device_time_ns": device_time,
-            "status": "ok" if error is None else "error",
-            "error_type": None if error is None else type(error).__name__,
-            "error_message": None if error is None else _error_message(error),
-            "batch_size": size,
-            "device": device,
-            "inputs": inputs,
-            "outputs": outputs,
-            "prediction_id": str(prediction),
-            "tags": tags,
-        })
+        return spec.model, dumps(self._inference_event(
+            spec, start_ns, latency, error, prediction, device_time=device_time, batch_size=size,
+            device=device, inputs=inputs, outputs=outputs, tags=tags,
+        ))
 
     def _scalar_event_json(self, spec: Any, start_ns: int, latency: int, row: dict[str, Any],
                            result: Any, prediction: int) -> bytes:
@@ -551,8 +530,16 @@ class Emitter:
                     self._counts["internal_errors"] += 1
                     self._log.warning("payload", "inferloop SDK redaction failed: %r", exc)
                     inputs = outputs = None
-        seq = self._seq
-        self._seq = seq + 1
+        return self._inference_event(
+            spec, start_ns, latency, error, prediction, device_time=None, batch_size=1,
+            device=spec.device or "cpu", inputs=inputs, outputs=outputs, tags=spec.tags,
+        )
+
+    def _inference_event(self, spec: Any, start_ns: int, latency: int, error: BaseException | None,
+                         prediction: Any, *, device_time: int | None, batch_size: int, device: str,
+                         inputs: Any, outputs: Any, tags: dict[str, str]) -> dict[str, Any]:
+        """One inference event laid out as docs/event-contract.md says, with the next seq."""
+        seq = self._next_seq()
         if type(prediction) is int:
             prediction = f"{self.prediction_prefix}-{prediction:x}"
         return {
@@ -566,16 +553,16 @@ class Emitter:
             "environment": spec.environment or self.config.environment,
             "start_time_ns": start_ns,
             "latency_ns": latency,
-            "device_time_ns": None,
+            "device_time_ns": device_time,
             "status": "ok" if error is None else "error",
             "error_type": None if error is None else type(error).__name__,
             "error_message": None if error is None else _error_message(error),
-            "batch_size": 1,
-            "device": spec.device or "cpu",
+            "batch_size": batch_size,
+            "device": device,
             "inputs": inputs,
             "outputs": outputs,
-            "prediction_id": prediction,
-            "tags": spec.tags,
+            "prediction_id": str(prediction),
+            "tags": tags,
         }
 
     def _payload(self, value: Any, capture: bool) -> dict[str, Any] | None:
