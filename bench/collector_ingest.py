@@ -157,6 +157,8 @@ def collector_rate(settings: Settings, total_events: int, timeout_s: float) -> d
                 first_at, first_count = time.perf_counter(), stored._value.get()
                 first_cpu = time.process_time()
             time.sleep(0.01)
+        if first_at is None:  # everything landed before the first look: nothing to time
+            raise SystemExit(f"all {total_events} events were stored in one batch: use a larger --events")
         done_at = time.perf_counter()
         cpu = time.process_time() - first_cpu
     finally:
@@ -188,13 +190,7 @@ def collector_processes_rate(
 ) -> dict[str, float]:
     """Several collector processes in one group (own GILs), rate read from the database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFERLOOP_")}
-    env.update(
-        INFERLOOP_DATABASE_URL=settings.database_url,
-        INFERLOOP_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-        INFERLOOP_KAFKA_TOPIC=settings.kafka_topic,
-        INFERLOOP_KAFKA_GROUP_ID=settings.kafka_group_id,
-        INFERLOOP_KAFKA_DEAD_LETTER_TOPIC=settings.kafka_dead_letter_topic,
-    )
+    env.update(settings.to_environment())
     engine = create_engine_for(settings.database_url)
     started = time.monotonic()
     children = [

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'inferloop.db').resolve()}"
 
+    def to_environment(self) -> dict[str, str]:
+        """These settings as `INFERLOOP_*` variables, to start another platform process with them."""
+        return {
+            f"INFERLOOP_{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
+
     def check_safe_for_production(self) -> None:
         """Refuse to start a production deployment that is open to anyone."""
         if self.environment == "production" and not self.api_key:

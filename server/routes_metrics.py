@@ -26,6 +26,12 @@ def _range(start_s: float | None, end_s: float | None) -> tuple[float, float]:
     return start, end
 
 
+def _minute_range(start_s: float | None, end_s: float | None) -> tuple[int, int]:
+    """The requested range widened to whole minutes, the granularity of the rollups."""
+    start, end = _range(start_s, end_s)
+    return int(start) // 60 * 60, -(-int(end) // 60) * 60
+
+
 def _ms(value_ns: float | None) -> float | None:
     return None if value_ns is None else value_ns / 1e6
 
@@ -39,8 +45,7 @@ def get_latency(
     version: str | None = None,
 ) -> LatencyResponse:
     """Count, errors and p50/p95/p99 for any range, merged from per-minute histograms."""
-    start, end = _range(start_s, end_s)
-    start_minute, end_minute = int(start) // 60 * 60, -(-int(end) // 60) * 60
+    start_minute, end_minute = _minute_range(start_s, end_s)
     with engine.connect() as connection:
         summary = latency_summary(
             connection, model, start_s=start_minute, end_s=end_minute, version=version
@@ -69,14 +74,10 @@ def get_series(
     end_s: EndS = None,
     version: str | None = None,
 ) -> list[MinutePointResponse]:
-    start, end = _range(start_s, end_s)
+    start_minute, end_minute = _minute_range(start_s, end_s)
     with engine.connect() as connection:
         points = minute_series(
-            connection,
-            model,
-            start_s=int(start) // 60 * 60,
-            end_s=-(-int(end) // 60) * 60,
-            version=version,
+            connection, model, start_s=start_minute, end_s=end_minute, version=version
         )
     return [
         MinutePointResponse(

@@ -56,13 +56,7 @@ def spawn_collector(tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
 
     def spawn(settings: Settings, max_poll_records: int = 5) -> subprocess.Popen:
         env = {k: v for k, v in os.environ.items() if not k.startswith("INFERLOOP_")}
-        env.update(
-            INFERLOOP_DATABASE_URL=settings.database_url,
-            INFERLOOP_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-            INFERLOOP_KAFKA_TOPIC=settings.kafka_topic,
-            INFERLOOP_KAFKA_GROUP_ID=settings.kafka_group_id,
-            INFERLOOP_KAFKA_DEAD_LETTER_TOPIC=settings.kafka_dead_letter_topic,
-        )
+        env.update(settings.to_environment())
         log = open(tmp_path / f"collector-{len(started)}.log", "wb")  # noqa: SIM115
         logs.append(log)
         process = subprocess.Popen(

@@ -38,3 +38,14 @@ def test_production_without_api_key_is_refused() -> None:
     with pytest.raises(ValueError, match="INFERLOOP_API_KEY"):
         Settings(environment="production").check_safe_for_production()
     Settings(environment="production", api_key="s3cret").check_safe_for_production()
+
+
+def test_settings_survive_a_round_trip_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    original = Settings(
+        data_dir=tmp_path, database_url="postgresql+psycopg://u@db/x", kafka_topic="t", port=9001
+    )
+    for name, value in original.to_environment().items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == original
