@@ -5,6 +5,8 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY core core
+COPY app app
+COPY deploy deploy
 COPY sdk sdk
 COPY store store
 COPY collector collector

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVICES := deploy/services.sh
 
-.PHONY: run test services services-stop lint venv clean-services
+.PHONY: run test test-fast services services-stop lint format venv clean-services
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: $(STAMP)
 test: $(STAMP)
 	@bash deploy/run-tests.sh
 
+## test-fast: the inner loop, under a minute: no Kafka, nothing marked slow (PostgreSQL still real)
+test-fast: $(STAMP)
+	@INFERLOOP_TEST_SERVICES=postgres bash deploy/run-tests.sh -q -m "not kafka and not slow"
+
 services: $(STAMP)
 	@bash $(SERVICES) start all
 
@@ -33,3 +37,8 @@ services-stop:
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-
-LOG_LEVEL_ENV = "INFERLOOP_LOG_LEVEL"
 
 
-def configure_logging(level: str | None = None) -> None:
-    """Log to stderr with timestamps; the level comes from the argument, then the environment."""
-    chosen = (level or os.environ.get(LOG_LEVEL_ENV) or "INFO").upper()
+def configure_logging(level: str = "INFO") -> None:
+    """Log to stderr with timestamps at `level` (the `log_level` setting)."""
     logging.basicConfig(
-        level=chosen,
+        level=level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )

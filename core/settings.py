@@ -1,24 +1,114 @@
-"""Platform settings, read once at start from arguments or `INFERLOOP_*` variables.
+"""Platform settings: one tree, read once at start from arguments or `INFERLOOP_*` variables.
 
-One class covers the services (server, collector, analyzer, feedback) because they
-share the store and the transport; the SDK reads its own variables with the standard
-library only (see `inferloop.sdk`), using the same names for what they share.
+What several services share (the store, the Kafka topics, the server's address and
+key) sits at the top; each service's own knobs sit in a nested section, reached
+from the environment with a double underscore: `INFERLOOP_ANALYZER__WINDOW_S=300`.
+The CLI derives its flags from these fields (`inferloop.app.flags`) and the
+configuration reference in `docs/configuration.md` is generated from them, so
+help, defaults and docs cannot drift apart. The SDK reads its own variables with
+the standard library only (see `inferloop.sdk`), using the same names for what
+they share.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ENV_PREFIX = "INFERLOOP_"
+NESTED_DELIMITER = "__"
 DEFAULT_DATA_DIR = Path(".inferloop")
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class _Section(BaseModel):
+    """A nested section: unknown keys are errors, so a misspelt variable is caught."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CollectorSettings(_Section):
+    """Tuning of `inferloop collector`, one member of the Kafka consumer group."""
+
+    client_id: str = Field(
+        default="inferloop-collector", description="Kafka client id, shown in broker logs."
+    )
+    max_poll_records: int = Field(
+        default=200, ge=1, description="Messages (SDK batches) taken per poll."
+    )
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="A member silent this long leaves the group and its partitions move.",
+    )
+    check_crcs: bool | None = Field(
+        default=None,
+        description="Verify record checksums; default: only when the C crc32c package is present.",
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
+    )
+    max_message_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Larger messages are dead-lettered."
+    )
+
+
+class AnalyzerSettings(_Section):
+    """What an analyzer run looks at and how strict it is."""
+
+    interval_s: float = Field(default=60.0, gt=0, description="Seconds between runs.")
+    window_s: float = Field(
+        default=900.0, gt=0, description="The current window: the last this-many seconds."
+    )
+    baseline: Literal["first_events", "previous_period"] = Field(
+        default="first_events",
+        description="Drift reference when no dataset is pinned: a version's first events, "
+        "or the period just before the window.",
+    )
+    baseline_events: int = Field(
+        default=2000, ge=1, description="Events in a `first_events` reference."
+    )
+    min_rows: int = Field(
+        default=200, ge=1, description="Fewer feature rows in a window: drift is not evaluated."
+    )
+    max_events: int = Field(default=200_000, ge=1, description="Events read per window, at most.")
+    confirm_runs: int = Field(
+        default=2, ge=1, description="Runs that must see a finding before it opens."
+    )
+    confirm_after_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="A pending finding opens only once seen this long (default: one window).",
+    )
+    lease_s: float = Field(
+        default=300.0, gt=0, description="How long a worker holds a model it is analysing."
+    )
+    change_point_method: Literal["cusum", "page_hinkley"] = Field(
+        default="cusum", description="Detector of sustained shifts in per-minute series."
+    )
+    change_point_minutes: int = Field(
+        default=360, ge=1, description="Minutes of history the change-point detector reads."
+    )
+    change_point_warmup: int = Field(
+        default=120, ge=1, description="Leading minutes that calibrate the detector."
+    )
+    prediction_key: str | None = Field(
+        default=None, description="Output field holding the prediction (default: guessed)."
+    )
+    render_reports: bool = Field(
+        default=True, description="Write an Evidently HTML report for each drift finding."
+    )
 
 
 class Settings(BaseSettings):
     """Everything a platform process needs to know, validated at start."""
 
-    model_config = SettingsConfigDict(env_prefix="INFERLOOP_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED_DELIMITER, extra="ignore"
+    )
 
     data_dir: Path = Field(
         default=DEFAULT_DATA_DIR,
@@ -45,19 +135,29 @@ class Settings(BaseSettings):
     api_key: str | None = Field(
         default=None, description="If set, ingest and API calls must send it as a bearer token."
     )
-    environment: str = Field(
-        default="development", description="development | production; production refuses unsafe defaults."
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="development | production; production refuses unsafe defaults.",
     )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
     raw_event_retention_days: float = Field(
         default=14.0, gt=0, description="Raw events older than this are pruned; rollups stay."
     )
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    analyzer: AnalyzerSettings = Field(default_factory=AnalyzerSettings)
 
-    @field_validator("environment")
+    @field_validator("log_level")
     @classmethod
-    def _known_environment(cls, value: str) -> str:
-        if value not in {"development", "production"}:
-            raise ValueError("environment must be 'development' or 'production'")
-        return value
+    def _known_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @model_validator(mode="after")
+    def _safe_for_production(self) -> Settings:
+        self.check_safe_for_production()
+        return self
 
     def resolved_database_url(self) -> str:
         """The store URL: the configured one, or the embedded SQLite file."""
@@ -68,12 +168,25 @@ class Settings(BaseSettings):
     def to_environment(self) -> dict[str, str]:
         """These settings as `INFERLOOP_*` variables, to start another platform process with them."""
         return {
-            f"INFERLOOP_{name.upper()}": str(value)
-            for name, value in self.model_dump().items()
+            environment_name(path): str(value)
+            for path, value in _flatten(self.model_dump())
             if value is not None
         }
 
     def check_safe_for_production(self) -> None:
-        """Refuse to start a production deployment that is open to anyone."""
+        """Refuse a production deployment that is open to anyone (also run at validation)."""
         if self.environment == "production" and not self.api_key:
             raise ValueError("INFERLOOP_API_KEY must be set when INFERLOOP_ENVIRONMENT=production")
+
+
+def environment_name(path: str) -> str:
+    """The variable of a dotted settings path: `analyzer.window_s` → `INFERLOOP_ANALYZER__WINDOW_S`."""
+    return ENV_PREFIX + path.replace(".", NESTED_DELIMITER).upper()
+
+
+def _flatten(values: dict, prefix: str = ""):
+    for name, value in values.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", value

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: start the real services the suite needs, run pytest, and stop the
-# services again on success, failure or Ctrl-C. Extra arguments go to pytest.
+# services again on success, failure or Ctrl-C. Extra arguments go to pytest;
+# INFERLOOP_TEST_SERVICES narrows the services started (`make test-fast`: postgres).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -21,7 +22,7 @@ is_up() {  # a busy broker can miss one probe: ask three times before calling it
 }
 
 # Stop only what this run started, so a developer's `make services` stays up.
-for service in postgres kafka; do
+for service in ${INFERLOOP_TEST_SERVICES:-postgres kafka}; do
   if ! is_up "$service"; then
     bash deploy/services.sh start "$service"
     started_here+=("$service")

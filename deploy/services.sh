@@ -10,8 +10,13 @@
 # next run. Ports are not the defaults, so a developer's own services are safe.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${INFERLOOP_CACHE_DIR:-$ROOT/.cache}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+# In a source checkout the cache sits beside the code; from an installed package
+# (`inferloop dev`), in the user's cache directory.
+if [ -f "$ROOT/pyproject.toml" ]; then DEFAULT_CACHE="$ROOT/.cache"
+else DEFAULT_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/inferloop"; fi
+CACHE="${INFERLOOP_CACHE_DIR:-$DEFAULT_CACHE}"
 KAFKA_HOME="$CACHE/kafka"
 KAFKA_PORT="${INFERLOOP_DEV_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${INFERLOOP_DEV_KAFKA_CONTROLLER_PORT:-19093}"
@@ -34,7 +39,7 @@ kafka_jars() {
   if [ -f "$KAFKA_HOME/libs/.complete" ]; then return; fi
   log "fetching the Kafka broker jars with Maven (once; cached in $KAFKA_HOME/libs)"
   mkdir -p "$KAFKA_HOME/libs"
-  (cd "$ROOT/deploy/kafka" && mvn -q -B dependency:copy-dependencies -Dlibs.dir="$KAFKA_HOME/libs")
+  (cd "$HERE/kafka" && mvn -q -B dependency:copy-dependencies -Dlibs.dir="$KAFKA_HOME/libs")
   touch "$KAFKA_HOME/libs/.complete"
 }
 

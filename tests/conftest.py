@@ -111,3 +111,43 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'inferloop.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def migrated_engine(database_url: str) -> Iterator:
+    """An engine on a store migrated to head, on each back end (see `database_url`)."""
+    from inferloop.store import create_engine_for, upgrade
+
+    upgrade(database_url)
+    engine = create_engine_for(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Callable[..., str]]:
+    """Serve an ASGI app with the embedded server on a free loopback port; returns its URL.
+
+    The same `EmbeddedServer` that `inferloop up` uses, so tests exercise the real
+    start-up and shutdown (lifespan, background workers).
+    """
+    from inferloop.app.embedded import EmbeddedServer
+
+    servers: list[EmbeddedServer] = []
+
+    def serve(app) -> str:
+        server = EmbeddedServer(app, host="127.0.0.1", port=0)
+        server.start()
+        servers.append(server)
+        return server.url
+
+    yield serve
+    for server in reversed(servers):
+        server.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the broker is marked `kafka`, so `-m "not kafka"` leaves it out."""
+    for item in items:
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)

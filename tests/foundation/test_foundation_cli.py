@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from inferloop.cli import main
+from inferloop.app.cli import main
 
-INFERLOOP = [sys.executable, "-m", "inferloop.cli"]
+INFERLOOP = [sys.executable, "-m", "inferloop.app"]
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

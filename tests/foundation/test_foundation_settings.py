@@ -49,3 +49,54 @@ def test_settings_survive_a_round_trip_through_the_environment(
     for name, value in original.to_environment().items():
         monkeypatch.setenv(name, value)
     assert Settings() == original
+
+
+def test_a_nested_section_reads_its_variables_with_a_double_underscore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INFERLOOP_ANALYZER__WINDOW_S", "120")
+    monkeypatch.setenv("INFERLOOP_COLLECTOR__MAX_POLL_RECORDS", "50")
+    settings = Settings()
+    assert settings.analyzer.window_s == 120.0
+    assert settings.collector.max_poll_records == 50
+    assert settings.analyzer.confirm_runs == 2  # the rest of the section keeps its defaults
+
+
+def test_a_misspelt_field_of_a_section_is_refused() -> None:
+    with pytest.raises(ValidationError, match="windw_s"):
+        Settings(analyzer={"windw_s": 10})
+
+
+def test_the_log_level_is_a_validated_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFERLOOP_LOG_LEVEL", "debug")
+    assert Settings().log_level == "DEBUG"
+    monkeypatch.setenv("INFERLOOP_LOG_LEVEL", "chatty")
+    with pytest.raises(ValidationError, match="log_level"):
+        Settings()
+
+
+def test_production_without_api_key_is_refused_at_construction() -> None:
+    with pytest.raises(ValidationError, match="INFERLOOP_API_KEY"):
+        Settings(environment="production")
+
+
+def test_nested_settings_survive_a_round_trip_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = Settings(analyzer={"window_s": 60, "baseline": "previous_period"})
+    environment = original.to_environment()
+    assert environment["INFERLOOP_ANALYZER__WINDOW_S"] == "60.0"
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == original
+
+
+def test_the_analyzer_config_takes_its_knobs_from_the_settings_section(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from inferloop.analyzer import AnalyzerConfig
+
+    monkeypatch.setenv("INFERLOOP_ANALYZER__CONFIRM_RUNS", "3")
+    config = AnalyzerConfig.from_settings(Settings().analyzer)
+    assert config.confirm_runs == 3
+    assert config.confirm_after_ns == int(config.window_s * 1e9)

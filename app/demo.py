@@ -108,7 +108,7 @@ def _analyse(settings: Settings, engine, base_url: str, training_rows: list[dict
 
 def run_demo(settings: Settings, *, plan: DemoPlan, stop_event: threading.Event, keep_serving: bool) -> int:
     from inferloop import sdk
-    from inferloop.embedded import EmbeddedServer, build_platform
+    from inferloop.app.embedded import EmbeddedServer, build_platform
 
     from .demo_model import SHIFTED_WORLD, TRAINING_WORLD, FraudService, train_model
 

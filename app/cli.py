@@ -8,28 +8,27 @@ environment themselves.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from inferloop import __version__
 from inferloop.signals import stop_event_on_signals, wait_until_set
 
-SERVICES_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "services.sh"
+from .flags import add_setting_flags
+
 
 
 def _settings(args: argparse.Namespace):
-    from inferloop.settings import Settings
+    """The settings of this invocation: environment, then flags; validated (production too)."""
+    from .flags import settings_from_args
 
-    overrides = {
-        name: value
-        for name in ("database_url", "data_dir", "host", "port", "kafka_bootstrap_servers", "kafka_topic")
-        if (value := getattr(args, name, None)) is not None
-    }
-    settings = Settings(**overrides)
-    settings.check_safe_for_production()
-    return settings
+    return settings_from_args(args)
 
 
 # ---------------------------------------------------------------- commands
@@ -51,7 +50,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """The embedded deployment: migrations, server, HTTP ingest and workers in one process."""
-    from inferloop.embedded import run_embedded
+    from inferloop.app.embedded import run_embedded
 
     settings = _settings(args)
     return run_embedded(settings, stop_event=stop_event_on_signals())
@@ -59,7 +58,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """`make run`: the platform plus a monitored model, a bad release, labels and findings."""
-    from inferloop.demo import main_demo
+    from inferloop.app.demo import main_demo
 
     settings = _settings(args)
     return main_demo(
@@ -76,7 +75,7 @@ def cmd_collector(args: argparse.Namespace) -> int:
         f"from {settings.kafka_bootstrap_servers}",
         file=sys.stderr,
     )
-    run_collector(settings, stop_event=stop_event_on_signals(), metrics_port=args.metrics_port)
+    run_collector(settings, stop_event=stop_event_on_signals())
     return 0
 
 
@@ -86,7 +85,7 @@ def cmd_analyzer(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     engine = create_engine_for(settings.resolved_database_url())
-    worker = AnalyzerWorker(settings, engine, interval_s=args.interval)
+    worker = AnalyzerWorker(settings, engine)
     if args.once:
         worker.run_once()
         return 0
@@ -135,15 +134,23 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    if not SERVICES_SCRIPT.exists():
-        print(
-            "`inferloop dev` needs a source checkout (deploy/services.sh); "
-            "with Docker, use docker-compose.yml instead.",
-            file=sys.stderr,
-        )
-        return 2
+    """Start, stop or probe the local Kafka broker and PostgreSQL cluster."""
+    script = resources.files("inferloop.deploy") / "services.sh"
     which = "all" if args.service == "services" else args.service
-    return subprocess.call(["bash", str(SERVICES_SCRIPT), args.dev_action, which])
+    with resources.as_file(script) as path:
+        return subprocess.call(["bash", str(path), args.dev_action, which], env=os.environ.copy())
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the effective settings as variables (secrets hidden), or the reference."""
+    if args.reference:
+        from .config_reference import reference_markdown
+
+        print(reference_markdown(), end="")
+        return 0
+    for name, value in sorted(_settings(args).to_environment().items()):
+        print(f"{name}={'***' if name == 'INFERLOOP_API_KEY' else value}")
+    return 0
 
 
 def _display_url(url: str) -> str:
@@ -155,19 +162,9 @@ def _display_url(url: str) -> str:
 # ---------------------------------------------------------------- parser
 
 
-def _add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url", help="SQLAlchemy URL of the store (env INFERLOOP_DATABASE_URL; "
-        "default: SQLite file in the data dir)"
-    )
-    parser.add_argument("--data-dir", type=Path, help="data directory (env INFERLOOP_DATA_DIR)")
-
-
-def _add_kafka_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--kafka-bootstrap-servers", help="brokers, comma-separated (env INFERLOOP_KAFKA_BOOTSTRAP_SERVERS)"
-    )
-    parser.add_argument("--kafka-topic", help="events topic (env INFERLOOP_KAFKA_TOPIC)")
+STORE_SETTINGS = ("database_url", "data_dir")
+SERVER_SETTINGS = ("host", "port")
+KAFKA_SETTINGS = ("kafka_bootstrap_servers", "kafka_topic")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,23 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
         "INFERLOOP_* environment variables; flags override them.",
     )
     parser.add_argument("--version", action="version", version=f"inferloop {__version__}")
-    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING… (env INFERLOOP_LOG_LEVEL)")
+    add_setting_flags(parser, "log_level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser(
         "up", help="run the embedded platform (server, HTTP ingest, workers) on one machine"
     )
-    _add_store_options(up)
-    up.add_argument("--host", help="listen address (env INFERLOOP_HOST, default 127.0.0.1)")
-    up.add_argument("--port", type=int, help="listen port (env INFERLOOP_PORT, default 8765)")
+    add_setting_flags(up, *STORE_SETTINGS, *SERVER_SETTINGS)
     up.set_defaults(handler=cmd_up)
 
     demo = commands.add_parser(
         "demo", help="the whole loop on one machine: platform, monitored model, bad release, findings"
     )
-    demo.add_argument("--data-dir", type=Path, help="data directory (env INFERLOOP_DATA_DIR)")
-    demo.add_argument("--host", help="listen address (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, help="listen port (default 8765; 0 picks a free one)")
+    add_setting_flags(demo, "data_dir", *SERVER_SETTINGS)
     demo.add_argument("--requests", type=int, default=1500, help="requests per model version")
     demo.add_argument("--exit", action="store_true", help="exit when done instead of serving on")
     demo.set_defaults(handler=cmd_demo)
@@ -206,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("current", "print the revision the database is at"),
     ):
         sub = db_actions.add_parser(action, help=help_text)
-        _add_store_options(sub)
+        add_setting_flags(sub, *STORE_SETTINGS)
         if action != "current":
             sub.add_argument("revision", nargs="?", default="head" if action == "upgrade" else "base")
     db.set_defaults(handler=cmd_db)
@@ -214,25 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     collector = commands.add_parser(
         "collector", help="consume events from Kafka into the store (one member of a consumer group)"
     )
-    _add_store_options(collector)
-    _add_kafka_options(collector)
-    collector.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics (lag, rate, dead letters) on this port"
-    )
+    add_setting_flags(collector, *STORE_SETTINGS, *KAFKA_SETTINGS, "kafka_group_id", "collector.*")
     collector.set_defaults(handler=cmd_collector)
 
     analyzer = commands.add_parser(
         "analyzer", help="find drift, regressions and quality drops, continuously"
     )
-    _add_store_options(analyzer)
-    analyzer.add_argument("--interval", type=float, default=60.0, help="seconds between runs")
+    add_setting_flags(
+        analyzer, *STORE_SETTINGS, "analyzer.*", aliases={"analyzer.interval_s": "--interval"}
+    )
     analyzer.add_argument("--once", action="store_true", help="analyse once and exit")
     analyzer.set_defaults(handler=cmd_analyzer)
 
     reference = commands.add_parser(
         "reference", help="pin a Parquet/CSV dataset as a model's drift reference"
     )
-    _add_store_options(reference)
+    add_setting_flags(reference, *STORE_SETTINGS)
     reference.add_argument("model", help="model name, as given to @monitor")
     reference.add_argument("file", type=Path, help=".parquet or .csv with one column per feature")
     reference.add_argument("--version", help="only this model version (default: every version)")
@@ -240,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     reference.set_defaults(handler=cmd_reference)
 
     findings = commands.add_parser("findings", help="list open and pending findings")
-    _add_store_options(findings)
+    add_setting_flags(findings, *STORE_SETTINGS)
     findings.add_argument("--model", help="only this model")
     findings.set_defaults(handler=cmd_findings)
 
@@ -248,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("service", choices=["kafka", "postgres", "services"])
     dev.add_argument("dev_action", choices=["start", "stop", "status"])
     dev.set_defaults(handler=cmd_dev)
+
+    config = commands.add_parser(
+        "config", help="print the effective settings, or the reference of every variable"
+    )
+    config.add_argument(
+        "--reference", action="store_true", help="print every variable as Markdown tables"
+    )
+    config.set_defaults(handler=cmd_config)
     return parser
 
 
@@ -256,12 +254,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from inferloop.logs import configure_logging
 
-    configure_logging(args.log_level)
     try:
+        configure_logging(_settings(args).log_level)
         return args.handler(args)
-    except ValueError as error:  # invalid settings: say what is wrong, no traceback
-        print(f"inferloop: {error}", file=sys.stderr)
+    except ValidationError as error:  # invalid settings: say what is wrong, no traceback
+        print(f"inferloop: invalid settings:\n{_settings_problems(error)}", file=sys.stderr)
         return 2
+
+
+def _settings_problems(error: ValidationError) -> str:
+    """One line per invalid setting, naming its variable (production refusals included)."""
+    from inferloop.settings import environment_name
+
+    lines = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"])
+        where = f"{environment_name(location)}: " if location else ""
+        lines.append(f"  {where}{problem['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

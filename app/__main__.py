@@ -1,0 +1,7 @@
+"""`python -m inferloop.app`: the `inferloop` command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
