@@ -94,7 +94,9 @@ def postgres_url() -> Iterator[str]:
 
     admin_url = sa.engine.make_url(_POSTGRES_URL)
     if not _port_open(f"{admin_url.host}:{admin_url.port}"):
-        _missing_service(f"no PostgreSQL at {admin_url.host}:{admin_url.port}; start it with `make services`")
+        _missing_service(
+            f"no PostgreSQL at {admin_url.host}:{admin_url.port}; start it with `make services`"
+        )
     name = f"test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -122,28 +124,6 @@ def migrated_engine(database_url: str) -> Iterator:
     engine = create_engine_for(database_url)
     yield engine
     engine.dispose()
-
-
-@pytest.fixture
-def serve_app() -> Iterator[Callable[..., str]]:
-    """Serve an ASGI app with the embedded server on a free loopback port; returns its URL.
-
-    The same `EmbeddedServer` that `inferloop up` uses, so tests exercise the real
-    start-up and shutdown (lifespan, background workers).
-    """
-    from inferloop.app.embedded import EmbeddedServer
-
-    servers: list[EmbeddedServer] = []
-
-    def serve(app) -> str:
-        server = EmbeddedServer(app, host="127.0.0.1", port=0)
-        server.start()
-        servers.append(server)
-        return server.url
-
-    yield serve
-    for server in reversed(servers):
-        server.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

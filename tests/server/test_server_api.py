@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 from ingest_events import MINUTE_NS, EventFactory
+from serving import served
 
 from inferloop.server import create_app
 from inferloop.settings import Settings
 from inferloop.store import upgrade
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class _Worker:
@@ -33,24 +24,6 @@ class _Worker:
 
     def stop(self) -> None:
         self.journal.append(f"stop {self.name}")
-
-
-def _serve(app) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
 
 
 @pytest.fixture
@@ -65,7 +38,8 @@ def base_url(database_url: str, journal: list[str]) -> Iterator[str]:
         Settings(database_url=database_url),
         background=[_Worker("first", journal), _Worker("second", journal)],
     )
-    yield from _serve(app)
+    with served(app) as base:
+        yield base
 
 
 def test_healthz_answers_and_background_workers_start_in_order(base_url, journal):
@@ -157,7 +131,7 @@ def test_api_key_is_required_when_configured(tmp_path):
     url = f"sqlite:///{tmp_path / 'keyed.db'}"
     upgrade(url)
     app = create_app(Settings(database_url=url, api_key="s3cret"))
-    for base in _serve(app):
+    with served(app) as base:
         factory = EventFactory()
         body = factory.batch_bytes([factory.inference()])
         refused = httpx.post(f"{base}/v1/events", content=body)
@@ -178,7 +152,7 @@ def test_workers_stop_in_reverse_order_when_the_app_stops(tmp_path):
     app = create_app(
         Settings(database_url=url), background=[_Worker("a", journal), _Worker("b", journal)]
     )
-    for _ in _serve(app):
+    with served(app):
         pass
     assert journal == ["start a", "start b", "stop b", "stop a"]
 
@@ -196,7 +170,7 @@ def test_body_over_the_limit_is_refused_with_413_even_when_streamed(tmp_path):
         yield body[:500]
         yield body[500:]
 
-    for base in _serve(app):
+    with served(app) as base:
         declared = httpx.post(f"{base}/v1/events", content=body)
         streamed = httpx.post(f"{base}/v1/events", content=chunks())
         assert (declared.status_code, streamed.status_code) == (413, 413)
