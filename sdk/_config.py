@@ -73,7 +73,9 @@ class SDKConfig:
     def __post_init__(self) -> None:
         if isinstance(self.transport, str) and self.transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS} or a Transport instance")
-        if not isinstance(self.transport, str) and not callable(getattr(self.transport, "send", None)):
+        if not isinstance(self.transport, str) and not callable(
+            getattr(self.transport, "send", None)
+        ):
             raise ValueError("a transport instance needs a send(batch, *, key) method")
         if not 0.0 <= self.sample_rate <= 1.0:
             raise ValueError("sample_rate must be between 0 and 1")
@@ -106,7 +108,9 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-def resolve_config(arguments: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> SDKConfig:
+def resolve_config(
+    arguments: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> SDKConfig:
     """Merge explicit arguments (None means "not given") over the environment over defaults."""
     environ = os.environ if environ is None else environ
     unknown = set(arguments) - set(SDKConfig.__dataclass_fields__)

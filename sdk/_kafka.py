@@ -32,10 +32,15 @@ def choose_compression(requested: str) -> str | None:
     return "gzip"
 
 
-_PERMANENT_ERRORS = frozenset({
-    "MessageSizeTooLargeError", "RecordTooLargeError", "InvalidRecordError",
-    "TopicAuthorizationFailedError", "ClusterAuthorizationFailedError",
-})
+_PERMANENT_ERRORS = frozenset(
+    {
+        "MessageSizeTooLargeError",
+        "RecordTooLargeError",
+        "InvalidRecordError",
+        "TopicAuthorizationFailedError",
+        "ClusterAuthorizationFailedError",
+    }
+)
 
 
 class Delivery:
@@ -108,7 +113,9 @@ class KafkaTransport:
             self._producer = KafkaProducer(**self._config)  # raises KafkaTimeoutError if no broker
         return self._producer
 
-    def submit(self, batch: bytes, *, key: str, on_done: Callable[[], None] | None = None) -> Delivery:
+    def submit(
+        self, batch: bytes, *, key: str, on_done: Callable[[], None] | None = None
+    ) -> Delivery:
         """Hand one batch to kafka-python without waiting for the ack (the emitter pipelines).
 
         Raises when the batch cannot even be queued (no producer yet, no metadata in time).

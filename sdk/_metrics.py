@@ -30,12 +30,22 @@ class _StatsCollector:
             ("internal_errors", "Errors inside the SDK (never raised to the caller)."),
         ):
             yield CounterMetricFamily(f"inferloop_sdk_{name}", doc, value=stats[name])
-        dropped = CounterMetricFamily("inferloop_sdk_dropped", "Events dropped by the SDK.", labels=["reason"])
+        dropped = CounterMetricFamily(
+            "inferloop_sdk_dropped", "Events dropped by the SDK.", labels=["reason"]
+        )
         for reason, count in sorted(stats["dropped"].items()):
             dropped.add_metric([reason], count)
         yield dropped
-        yield GaugeMetricFamily("inferloop_sdk_queue_depth", "Records waiting on the SDK queue.", value=stats["queue_depth"])
-        yield GaugeMetricFamily("inferloop_sdk_buffered_events", "Serialised events awaiting delivery.", value=stats["buffered"])
+        yield GaugeMetricFamily(
+            "inferloop_sdk_queue_depth",
+            "Records waiting on the SDK queue.",
+            value=stats["queue_depth"],
+        )
+        yield GaugeMetricFamily(
+            "inferloop_sdk_buffered_events",
+            "Serialised events awaiting delivery.",
+            value=stats["buffered"],
+        )
 
 
 def register(read_stats: Callable[[], dict[str, Any] | None]) -> bool:

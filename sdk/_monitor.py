@@ -1,10 +1,11 @@
 """`monitor`: the decorator / context manager that serving code puts around model calls.
 
 The wrappers are the hot path. Unconfigured they cost one attribute read. Configured they
-read the clock twice, take a prediction number, and append one tuple to the emitter's
-queue, bounded by a length check — no locks, no serialisation, no I/O. Arguments and
-results are kept by reference and summarised later on the worker thread: a caller that
-mutates its inputs in place after the call may see the mutated values reported.
+read the clock twice, take a prediction number, and append one record to the emitter's
+queue (a `_record.CallRecord`, built as a plain tuple), bounded by a length check: no
+locks, no serialisation, no I/O. Arguments and results are kept by reference and
+summarised later on the worker thread: a caller that mutates its inputs in place after the
+call may see the mutated values reported.
 """
 
 from __future__ import annotations
@@ -18,27 +19,15 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
-from . import _cuda, _payload, _state
+from . import _cuda, _state
+from ._ids import prediction_id
+from ._record import CallExtras
 from ._runtime import configure_from_environment
+from ._spec import MonitorSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 _perf_counter_ns = time.perf_counter_ns
-_PLAIN_SCALARS = frozenset((int, float, str, bool, type(None)))
 _last_prediction: ContextVar[Any] = ContextVar("inferloop_last_prediction", default=None)
-
-
-class CallExtras:
-    """What a call adds beyond its arguments: explicit payloads, overrides, CUDA events."""
-
-    __slots__ = ("inputs", "outputs", "batch_size", "device", "tags", "cuda")
-
-    def __init__(self, cuda: tuple[Any, Any] | None = None) -> None:
-        self.inputs: Any = _payload.UNSET
-        self.outputs: Any = _payload.UNSET
-        self.batch_size: int | None = None
-        self.device: str | None = None
-        self.tags: dict[str, str] | None = None
-        self.cuda = cuda
 
 
 def _format_prediction(value: Any) -> str | None:
@@ -46,7 +35,7 @@ def _format_prediction(value: Any) -> str | None:
         return value
     emitter = _state.emitter
     prefix = emitter.prediction_prefix if emitter is not None else "local"
-    return f"{prefix}-{value:x}"
+    return prediction_id(prefix, value)
 
 
 def last_prediction_id() -> str | None:
@@ -55,126 +44,6 @@ def last_prediction_id() -> str | None:
     Pass it to `log_label(prediction_id, label)` when the ground truth arrives.
     """
     return _format_prediction(_last_prediction.get())
-
-
-class MonitorSpec:
-    """The static description of one monitored callable, shared by all its events."""
-
-    __slots__ = (
-        "model", "version", "environment", "tags", "device", "batch_size", "capture_inputs",
-        "capture_outputs", "names", "skip_first", "prediction_arg", "prediction_index", "cuda",
-    )
-
-    def __init__(self, *, model: str, version: str, environment: str | None, tags: Mapping[str, Any],
-                 device: str | None, batch_size: int | Callable[..., int] | None,
-                 capture_inputs: bool, capture_outputs: bool, prediction_arg: str | None,
-                 cuda: bool | None) -> None:
-        if not model or len(model) > 200:
-            raise ValueError("model must be 1 to 200 characters")
-        self.model = model
-        self.version = str(version)
-        self.environment = environment
-        self.tags = {str(k): str(v) for k, v in tags.items()}
-        self.device = device
-        self.batch_size = batch_size
-        self.capture_inputs = capture_inputs
-        self.capture_outputs = capture_outputs
-        self.names: tuple[str, ...] = ()
-        self.skip_first = False
-        self.prediction_arg = prediction_arg
-        self.prediction_index: int | None = None
-        self.cuda = cuda
-
-    def bind_signature(self, fn: Callable[..., Any]) -> None:
-        try:
-            parameters = list(inspect.signature(fn).parameters.values())
-        except (TypeError, ValueError):
-            return
-        positional = [p.name for p in parameters
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if positional and positional[0] in ("self", "cls"):
-            self.skip_first = True
-            positional = positional[1:]
-        self.names = tuple(positional)
-        if self.prediction_arg in positional:
-            self.prediction_index = positional.index(self.prediction_arg) + int(self.skip_first)
-
-    # Worker-side helpers -------------------------------------------------------------
-    def inputs_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The value that stands for the call's inputs (named parameters become features)."""
-        if self.skip_first:
-            args = args[1:]
-        if not kwargs:
-            if len(args) == 1:
-                return args[0]
-            if not args:
-                return None
-        names = self.names
-        named = {(names[i] if i < len(names) else f"arg{i}"): value for i, value in enumerate(args)}
-        named.update(kwargs)
-        if self.prediction_arg is not None:
-            named.pop(self.prediction_arg, None)
-        if len(named) == 1:
-            return next(iter(named.values()))
-        if all(_payload.is_scalar(value) for value in named.values()):
-            return named
-        for value in named.values():
-            if not _payload.is_scalar(value):
-                return value
-        return named
-
-    def scalar_row(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
-        """The inputs as one row when every argument is a plain, short scalar; else None.
-
-        The worker's fast path: no payload inspection beyond one type check per argument.
-        """
-        if self.skip_first:
-            args = args[1:]
-        names = self.names
-        if len(args) > len(names):
-            return None
-        row: dict[str, Any] = {}
-        for name, value in zip(names, args, strict=False):
-            kind = type(value)
-            if kind not in _PLAIN_SCALARS or (kind is str and len(value) > 256):
-                return None
-            row[name] = value
-        for name, value in kwargs.items():
-            kind = type(value)
-            if kind not in _PLAIN_SCALARS or (kind is str and len(value) > 256):
-                return None
-            row[name] = value
-        if self.prediction_arg is not None:
-            row.pop(self.prediction_arg, None)
-        if not row:
-            return None
-        if len(row) == 1:  # a single value reads as "value", like any single input
-            return {"value": next(iter(row.values()))}
-        return row
-
-    def batch_size_of(self, args: tuple[Any, ...], kwargs: dict[str, Any], inputs: Any) -> int:
-        if isinstance(self.batch_size, int):
-            return self.batch_size
-        if callable(self.batch_size):
-            return int(self.batch_size(*args, **kwargs))
-        size = _payload.batch_size(inputs)
-        return 1 if size is None else size
-
-    # Hot-path helper ---------------------------------------------------------------
-    def given_prediction_id(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        """The caller's own prediction id, from a named argument or a key of the input dict."""
-        try:
-            name = self.prediction_arg
-            value = kwargs.get(name)
-            if value is None and self.prediction_index is not None and len(args) > self.prediction_index:
-                value = args[self.prediction_index]
-            if value is None:
-                first = args[int(self.skip_first)] if len(args) > int(self.skip_first) else None
-                if isinstance(first, Mapping):
-                    value = first.get(name)
-            return None if value is None else str(value)
-        except Exception:  # noqa: BLE001 - never break the call over an id
-            return None
 
 
 def _sync_wrapper(fn: Callable[..., Any], spec: MonitorSpec) -> Callable[..., Any]:
@@ -203,6 +72,7 @@ def _sync_wrapper(fn: Callable[..., Any], spec: MonitorSpec) -> Callable[..., An
         latency = perf() - started
         queue = emitter.queue
         if cuda is None and len(queue) < emitter.queue_limit:
+            # A CallRecord, built as a plain tuple in its field order (see _record).
             queue.append((spec, started, latency, None, args, kwargs, result, prediction, None))
             if len(queue) == emitter.wake_at:
                 emitter.wake.set()
@@ -247,9 +117,19 @@ def _async_wrapper(fn: Callable[..., Any], spec: MonitorSpec) -> Callable[..., A
     return monitored
 
 
-def _enqueue(emitter: Any, spec: Any, started: int, latency: int, error: BaseException | None,
-             args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, prediction: Any,
-             cuda: Any, extras: CallExtras | None = None) -> None:
+def _enqueue(
+    emitter: Any,
+    spec: Any,
+    started: int,
+    latency: int,
+    error: BaseException | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    result: Any,
+    prediction: Any,
+    cuda: Any,
+    extras: CallExtras | None = None,
+) -> None:
     if cuda is not None:
         pair = _cuda.end(cuda)
         if pair is not None:
@@ -257,6 +137,7 @@ def _enqueue(emitter: Any, spec: Any, started: int, latency: int, error: BaseExc
             extras.cuda = pair
     queue = emitter.queue
     if len(queue) < emitter.queue_limit:
+        # A CallRecord, built as a plain tuple in its field order (see _record).
         queue.append((spec, started, latency, error, args, kwargs, result, prediction, extras))
         if len(queue) == emitter.wake_at:
             emitter.wake.set()
@@ -357,8 +238,19 @@ class Monitor:
         emitter = call._emitter
         if emitter is not None:
             with contextlib.suppress(Exception):  # never turn the block's outcome into ours
-                _enqueue(emitter, self._block_spec, call._started, ended - call._started, error,
-                         (), {}, None, call._prediction, call._cuda, call.extras)
+                _enqueue(
+                    emitter,
+                    self._block_spec,
+                    call._started,
+                    ended - call._started,
+                    error,
+                    (),
+                    {},
+                    None,
+                    call._prediction,
+                    call._cuda,
+                    call.extras,
+                )
         return False
 
     async def __aenter__(self) -> Call:
@@ -393,9 +285,16 @@ def monitor(
     """
     configure_from_environment()
     spec_kwargs = {
-        "model": model, "version": version, "environment": environment, "tags": tags or {},
-        "device": device, "batch_size": batch_size, "capture_inputs": capture_inputs,
-        "capture_outputs": capture_outputs, "prediction_arg": prediction_id, "cuda": cuda,
+        "model": model,
+        "version": version,
+        "environment": environment,
+        "tags": tags or {},
+        "device": device,
+        "batch_size": batch_size,
+        "capture_inputs": capture_inputs,
+        "capture_outputs": capture_outputs,
+        "prediction_arg": prediction_id,
+        "cuda": cuda,
     }
     instrument = Monitor(spec_kwargs)
     if fn is not None:

@@ -30,7 +30,9 @@ UNSET: Any = _Unset()
 _extractors: list[tuple[Callable[[Any], bool], Extractor]] = []
 
 
-def register_extractor(match: type | Callable[[Any], bool], extractor: Extractor) -> Callable[[], None]:
+def register_extractor(
+    match: type | Callable[[Any], bool], extractor: Extractor
+) -> Callable[[], None]:
     """Teach the SDK a payload type: `extractor(value, max_rows) -> payload | None`.
 
     `match` is a type (isinstance test) or a predicate. Registered extractors are tried
@@ -104,9 +106,17 @@ def _array_payload(value: Any, max_rows: int) -> dict[str, Any]:
         }
     matrix = array.reshape(shape[0], -1) if array.ndim >= 2 else array.reshape(-1, 1)
     if array.ndim > 2:
-        matrix = array.reshape(-1, 1)  # one statistic over all elements: trailing dims are not features
+        matrix = array.reshape(
+            -1, 1
+        )  # one statistic over all elements: trailing dims are not features
     names = [f"f{index}" for index in range(matrix.shape[1])] if array.ndim == 2 else ["value"]
-    return {"summary": {"shape": shape, "dtype": _dtype_name(value), "features": _column_stats(matrix, names)}}
+    return {
+        "summary": {
+            "shape": shape,
+            "dtype": _dtype_name(value),
+            "features": _column_stats(matrix, names),
+        }
+    }
 
 
 def _column_stats(matrix: Any, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -140,15 +150,20 @@ def _rows_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Summary of many dict rows without numpy: numeric statistics per feature."""
     features: dict[str, dict[str, Any]] = {}
     names = {name for row in rows[:100] for name in row}
-    for name in sorted(names)[:MAX_FEATURES_PER_ROW * 4]:
+    for name in sorted(names)[: MAX_FEATURES_PER_ROW * 4]:
         values = [row.get(name) for row in rows]
-        numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        numbers = [
+            float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
         finite = [v for v in numbers if math.isfinite(v)]
         if finite:
             mean = sum(finite) / len(finite)
             std = math.sqrt(sum((v - mean) ** 2 for v in finite) / len(finite))
             features[name] = {
-                "mean": mean, "std": std, "min": min(finite), "max": max(finite),
+                "mean": mean,
+                "std": std,
+                "min": min(finite),
+                "max": max(finite),
                 "nan": len(numbers) - len(finite),
             }
         else:
@@ -158,7 +173,12 @@ def _rows_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _rows_payload(rows: list[dict[str, Any]], max_rows: int) -> dict[str, Any]:
     if len(rows) <= max_rows:
-        return {"rows": [{str(k): _scalar(v) if is_scalar(v) else str(v) for k, v in row.items()} for row in rows]}
+        return {
+            "rows": [
+                {str(k): _scalar(v) if is_scalar(v) else str(v) for k, v in row.items()}
+                for row in rows
+            ]
+        }
     return _rows_summary(rows)
 
 
@@ -170,13 +190,21 @@ def _mapping_payload(value: Mapping[str, Any], max_rows: int) -> dict[str, Any]:
     if len(lengths) == 1:
         (length,) = lengths
         if length is not None and length <= max_rows:
-            columns = {k: (_to_list(v) if not is_scalar(v) else [v] * length) for k, v in value.items()}
-            return {"rows": [{str(k): _scalar(col[i]) for k, col in columns.items()} for i in range(length)]}
+            columns = {
+                k: (_to_list(v) if not is_scalar(v) else [v] * length) for k, v in value.items()
+            }
+            return {
+                "rows": [
+                    {str(k): _scalar(col[i]) for k, col in columns.items()} for i in range(length)
+                ]
+            }
         if length is not None:
             columns = {k: _to_list(v) for k, v in value.items() if not is_scalar(v)}
             rows = [{k: col[i] for k, col in columns.items()} for i in range(length)]
             return _rows_summary(rows)
-    return {"rows": [{str(k): (_scalar(v) if is_scalar(v) else _describe(v)) for k, v in value.items()}]}
+    return {
+        "rows": [{str(k): (_scalar(v) if is_scalar(v) else _describe(v)) for k, v in value.items()}]
+    }
 
 
 def _to_list(value: Any) -> list[Any]:
@@ -240,7 +268,11 @@ def extract(value: Any, max_rows: int) -> dict[str, Any] | None:
             if len(value) <= max_rows and len(first) <= MAX_FEATURES_PER_ROW:
                 return {"rows": [{f"f{i}": _scalar(v) for i, v in enumerate(row)} for row in value]}
             return _rows_summary([{f"f{i}": v for i, v in enumerate(row)} for row in value])
-        return extract(first, max_rows) if len(value) == 1 else {"rows": [{"value": _describe(v)} for v in value[:max_rows]]}
+        return (
+            extract(first, max_rows)
+            if len(value) == 1
+            else {"rows": [{"value": _describe(v)} for v in value[:max_rows]]}
+        )
     return {"rows": [{"value": _describe(value)}]}
 
 
@@ -285,7 +317,9 @@ def torch_loaded() -> bool:
 class Redaction:
     """Drops or hashes named fields in rows and summaries, then applies the user's hook."""
 
-    def __init__(self, fields: Mapping[str, str], salt: str, hook: Callable[[dict[str, Any]], Any] | None):
+    def __init__(
+        self, fields: Mapping[str, str], salt: str, hook: Callable[[dict[str, Any]], Any] | None
+    ):
         self._fields = dict(fields)
         self._salt = salt.encode()
         self._hook = hook
@@ -321,7 +355,9 @@ class Redaction:
         return payload
 
 
-def cap_size(payload: dict[str, Any] | None, max_bytes: int, dumps: Callable[[Any], bytes]) -> dict[str, Any] | None:
+def cap_size(
+    payload: dict[str, Any] | None, max_bytes: int, dumps: Callable[[Any], bytes]
+) -> dict[str, Any] | None:
     """Keep a payload under max_bytes: fewer rows first, then only the shape of a summary."""
     if payload is None:
         return None
@@ -337,5 +373,8 @@ def cap_size(payload: dict[str, Any] | None, max_bytes: int, dumps: Callable[[An
             return {"rows": kept, "truncated": True}
         return {"rows": [], "truncated": True}
     summary = payload.get("summary") or {}
-    small = {"summary": {"shape": summary.get("shape"), "dtype": summary.get("dtype")}, "truncated": True}
+    small = {
+        "summary": {"shape": summary.get("shape"), "dtype": summary.get("dtype")},
+        "truncated": True,
+    }
     return small if len(dumps(small)) <= max_bytes else {"truncated": True}

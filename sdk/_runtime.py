@@ -27,8 +27,10 @@ def _transport_factory(config: SDKConfig) -> Any:
         return lambda: transport
     if transport == "kafka":
         return lambda: KafkaTransport(
-            config.kafka_bootstrap_servers, config.kafka_topic,
-            compression=config.kafka_compression, options=dict(config.kafka_options),
+            config.kafka_bootstrap_servers,
+            config.kafka_topic,
+            compression=config.kafka_compression,
+            options=dict(config.kafka_options),
         )
     if transport == "http":
         return lambda: HttpTransport(config.endpoint, api_key=config.api_key)
@@ -59,9 +61,14 @@ def configure(
     """
     global _atexit_registered
     arguments = {
-        "transport": transport, "kafka_bootstrap_servers": kafka_bootstrap_servers,
-        "kafka_topic": kafka_topic, "endpoint": endpoint, "api_key": api_key,
-        "sample_rate": sample_rate, "queue_size": queue_size, **options,
+        "transport": transport,
+        "kafka_bootstrap_servers": kafka_bootstrap_servers,
+        "kafka_topic": kafka_topic,
+        "endpoint": endpoint,
+        "api_key": api_key,
+        "sample_rate": sample_rate,
+        "queue_size": queue_size,
+        **options,
     }
     config = resolve_config(arguments)
     with _lock:
@@ -105,7 +112,9 @@ def configure_from_environment() -> None:
     try:
         configure()
     except Exception as exc:  # noqa: BLE001 - the host must start even if monitoring cannot
-        logger.warning("inferloop SDK: %s=%r did not start monitoring: %r", ENV_TRANSPORT, transport, exc)
+        logger.warning(
+            "inferloop SDK: %s=%r did not start monitoring: %r", ENV_TRANSPORT, transport, exc
+        )
 
 
 def flush(timeout: float = 5.0) -> bool:
@@ -129,8 +138,18 @@ def stats() -> dict[str, Any]:
     """Counters of the current emitter (zeros when unconfigured)."""
     emitter = _state.emitter
     if emitter is None:
-        return {"emitter_id": None, "enqueued": 0, "sent": 0, "dropped": {}, "failed": 0,
-                "retried": 0, "queue_depth": 0, "buffered": 0, "batches": 0, "internal_errors": 0}
+        return {
+            "emitter_id": None,
+            "enqueued": 0,
+            "sent": 0,
+            "dropped": {},
+            "failed": 0,
+            "retried": 0,
+            "queue_depth": 0,
+            "buffered": 0,
+            "batches": 0,
+            "internal_errors": 0,
+        }
     return emitter.stats()
 
 

@@ -2,7 +2,12 @@
 
 `send(batch, *, key)` returns when the batch is delivered and raises when it is not:
 `PermanentTransportError` for a batch that will never be accepted (it is counted as failed),
-anything else for a failure worth retrying with backoff.
+`PartiallyRejected` when the receiver stored all but some of its events (only those are
+counted), anything else for a failure worth retrying with backoff.
+
+Two optional capabilities, each a Protocol that the emitter checks once, when it creates
+the transport: `PipeliningTransport` (several batches awaiting acknowledgement at once) and
+`Closeable` (resources released when the emitter stops).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable
 from typing import IO, Any, Protocol, runtime_checkable
 
 from ._serialize import loads
@@ -22,8 +28,51 @@ class Transport(Protocol):
         """Deliver one batch (JSON bytes of the envelope); raise if it was not delivered."""
 
 
+class PendingDelivery(Protocol):
+    """The acknowledgement of one submitted batch, polled by the worker."""
+
+    @property
+    def done(self) -> bool:
+        """True once the receiver answered (or the attempt failed)."""
+
+    @property
+    def error(self) -> BaseException | None:
+        """None when delivered; else what `send` would have raised. Read once `done`."""
+
+
+@runtime_checkable
+class PipeliningTransport(Transport, Protocol):
+    """A transport that accepts a batch without waiting for its acknowledgement (Kafka)."""
+
+    def submit(
+        self, batch: bytes, *, key: str, on_done: Callable[[], None] | None = None
+    ) -> PendingDelivery:
+        """Queue one batch for delivery; `on_done()` is called from any thread once it is
+        acknowledged or failed. Raise if it cannot even be queued."""
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    def close(self) -> None:
+        """Release connections and files; called once, on the worker, when it stops."""
+
+
 class PermanentTransportError(Exception):
     """The receiver refused the batch for good (e.g. HTTP 4xx): retrying cannot help."""
+
+
+class PartiallyRejected(PermanentTransportError):
+    """The receiver stored the batch except the events at `indices` (positions in `events`),
+    which it refused for good: only those are lost, the rest must not be sent again."""
+
+    def __init__(self, indices: Iterable[int], detail: str = "") -> None:
+        self.indices = frozenset(indices)
+        super().__init__(detail or f"{len(self.indices)} events refused")
+
+    @property
+    def rejected(self) -> int:
+        """How many events were refused."""
+        return len(self.indices)
 
 
 class MemoryTransport:
@@ -81,10 +130,14 @@ class FileTransport:
 class HttpTransport:
     """POSTs each batch to `{endpoint}/v1/events` with the standard library's urllib.
 
-    2xx: delivered. 5xx and connection errors: raised for retry. 4xx: permanent failure.
+    2xx: delivered. 5xx, 408, 429 and connection errors: raised for retry. Other 4xx:
+    permanent failure, of the whole batch unless a 422 names the events it refused (the
+    server stores the valid events of a partly invalid batch): then `PartiallyRejected`.
     """
 
-    def __init__(self, endpoint: str, *, api_key: str | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, endpoint: str, *, api_key: str | None = None, timeout_s: float = 10.0
+    ) -> None:
         self.url = endpoint.rstrip("/") + "/v1/events"
         self._headers = {"Content-Type": "application/json", "User-Agent": "inferloop-sdk"}
         if api_key:
@@ -97,7 +150,29 @@ class HttpTransport:
             with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
-            exc.close()
+            try:
+                answer = exc.read() if exc.code == 422 else b""
+            except OSError:
+                answer = b""
+            finally:
+                exc.close()
             if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                raise PermanentTransportError(f"HTTP {exc.code} from {self.url}") from None
+                refused = _refused_indices(answer)
+                message = f"HTTP {exc.code} from {self.url}"
+                if refused:
+                    raise PartiallyRejected(refused, message) from None
+                raise PermanentTransportError(message) from None
             raise ConnectionError(f"HTTP {exc.code} from {self.url}") from None
+
+
+def _refused_indices(answer: bytes) -> list[int] | None:
+    """The events a 422 body names (`{"rejected": [{"event_index": i, ...}], ...}`), or None
+    when it names none or refuses the whole body (`event_index` -1)."""
+    try:
+        rejected = loads(answer)["rejected"]
+        indices = [int(entry["event_index"]) for entry in rejected]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not indices or min(indices) < 0:
+        return None
+    return indices

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import GateTransport  # noqa: I001 - tests/sdk/conftest.py (rootdir import mode)
+from waiting import wait_for
 
 from inferloop.sdk import (
     ENV_QUEUE_SIZE,
@@ -54,14 +55,6 @@ class FlakyTransport:
         return [event for batch in self.batches for event in batch["events"]]
 
 
-def wait_until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.005)
-
-
 def test_event_dropped_and_counted_when_queue_full(gate: GateTransport) -> None:
     configure(transport=gate, queue_size=10, flush_interval_s=0.01)
     predict(0)
@@ -99,7 +92,7 @@ def test_permanent_failure_counted_as_failed_and_reported() -> None:
     transport = FlakyTransport(failures=1, error=PermanentTransportError("HTTP 400"))
     configure(transport=transport, flush_interval_s=0.01)
     predict(1)
-    wait_until(lambda: stats()["failed"] == 1)
+    wait_for(lambda: stats()["failed"] == 1, timeout=5.0, what="the refused batch")
     predict(2)
     assert flush(5)
     (event,) = transport.events
@@ -119,7 +112,7 @@ def test_buffer_bound_drops_and_counts_while_transport_down() -> None:
             time.sleep(0.02)  # let the worker drain into its bounded buffer
     call_time = time.perf_counter() - started
     assert not flush(0.3)  # nothing can be delivered while the receiver is down
-    wait_until(lambda: stats()["queue_depth"] == 0)
+    wait_for(lambda: stats()["queue_depth"] == 0, timeout=5.0, what="an empty queue")
     transport.failures = 0  # the receiver recovers
     assert flush(5)
     predict(200)  # one event after the outage makes every gap visible
@@ -322,12 +315,12 @@ def test_direct_json_path_matches_the_general_event_builder() -> None:
     from inferloop.sdk import _state
 
     configure(transport=MemoryTransport(), flush_interval_s=10)
-    emitter = _state.emitter
+    builder = _state.emitter._builder
     wrapped = monitor(model="fraud", version="2", tags={"a": "b"}, device="cpu")(lambda x, y: x)
     spec_object = wrapped.__inferloop_spec__
     row = {"x": 1.5, "y": "fr"}
-    direct = loads(emitter._scalar_event_json(spec_object, 1_700_000_000_000_000_000, 1234, row, float("nan"), 7))
-    general = emitter._scalar_event(spec_object, 1_700_000_000_000_000_000, 1234, None, dict(row), float("nan"), 7, True)
+    direct = loads(builder._scalar_event_json(spec_object, 1_700_000_000_000_000_000, 1234, row, float("nan"), 7))
+    general = builder._scalar_event(spec_object, 1_700_000_000_000_000_000, 1234, None, dict(row), float("nan"), 7, True)
     general["seq"] = direct["seq"]
     general["event_id"] = direct["event_id"]
     assert direct == json.loads(json.dumps(general).replace("NaN", "null"))
