@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from inferloop.store.vocabulary import SCOPE_OF_KIND, CheckScope, FindingKind, Severity
+
 from ._changepoint import ChangePoint
 from ._data_quality import DataQualityIssue
 from ._drift import ColumnDrift, DriftReport
@@ -19,39 +21,16 @@ from ._embeddings import EmbeddingDrift
 from ._payloads import output_column
 from ._performance import PerfCheck
 
-# Finding kinds, and the scope they belong to (resolution happens per evaluated scope).
-DATA_DRIFT = "data_drift"
-PREDICTION_DRIFT = "prediction_drift"
-DATASET_DRIFT = "dataset_drift"
-EMBEDDING_DRIFT = "embedding_drift"
-DATA_QUALITY = "data_quality"
-LATENCY_REGRESSION = "latency_regression"
-ERROR_RATE = "error_rate_regression"
-THROUGHPUT = "throughput_change"
-CHANGE_POINT = "change_point"
-QUALITY_DROP = "quality_drop"
-
-SCOPE_OF_KIND = {
-    DATA_DRIFT: "drift",
-    PREDICTION_DRIFT: "drift",
-    DATASET_DRIFT: "drift",
-    EMBEDDING_DRIFT: "drift",
-    DATA_QUALITY: "data_quality",
-    LATENCY_REGRESSION: "performance",
-    ERROR_RATE: "performance",
-    THROUGHPUT: "performance",
-    CHANGE_POINT: "change_points",
-    QUALITY_DROP: "quality",
-}
-
 
 @dataclass(frozen=True)
 class Observation:
+    """One condition seen in one run; `apply_observations` turns it into a finding."""
+
     model: str
     version: str | None
-    kind: str
+    kind: FindingKind
     subject: str
-    severity: str  # "info" | "warning" | "critical"
+    severity: Severity
     title: str
     evidence: dict[str, Any]
     window_start_ns: int
@@ -63,7 +42,7 @@ class Observation:
         return fingerprint(self.model, self.version, self.kind, self.subject)
 
     @property
-    def scope(self) -> str:
+    def scope(self) -> CheckScope:
         return SCOPE_OF_KIND[self.kind]
 
 
@@ -74,6 +53,8 @@ def fingerprint(model: str, version: str | None, kind: str, subject: str) -> str
 
 @dataclass(frozen=True)
 class Window:
+    """The period a check looks at, and the baseline it compares it with (for evidence)."""
+
     model: str
     version: str | None
     start_ns: int
@@ -81,7 +62,13 @@ class Window:
     baseline: dict[str, Any] = field(default_factory=dict)
 
     def observe(
-        self, kind: str, subject: str, severity: str, title: str, evidence: dict[str, Any], **kw
+        self,
+        kind: FindingKind,
+        subject: str,
+        severity: Severity,
+        title: str,
+        evidence: dict[str, Any],
+        **kw: Any,
     ) -> Observation:
         evidence = {
             "window": {"start_ns": self.start_ns, "end_ns": self.end_ns},
@@ -121,13 +108,17 @@ def drift_observations(
 ) -> list[Observation]:
     found = []
     for column in alarms:
-        kind = PREDICTION_DRIFT if output_column(column.column) else DATA_DRIFT
-        title = f"{window.model} {window.version or ''}: {'prediction' if kind == PREDICTION_DRIFT else 'feature'} {column.column!r} drifted ({column.test})".replace(
+        kind = (
+            FindingKind.PREDICTION_DRIFT if output_column(column.column) else FindingKind.DATA_DRIFT
+        )
+        title = f"{window.model} {window.version or ''}: {'prediction' if kind == FindingKind.PREDICTION_DRIFT else 'feature'} {column.column!r} drifted ({column.test})".replace(
             "  ", " "
         )
         evidence = _column_evidence(column) | {"sample_prediction_ids": list(sample_ids)}
         found.append(
-            window.observe(kind, column.column, "warning", title, evidence, wants_report=True)
+            window.observe(
+                kind, column.column, Severity.WARNING, title, evidence, wants_report=True
+            )
         )
     if report.dataset_drift:
         evidence = {
@@ -138,7 +129,14 @@ def drift_observations(
         }
         title = f"{window.model} {window.version or ''}: dataset drift, {report.drifted_share:.0%} of columns drifted"
         found.append(
-            window.observe(DATASET_DRIFT, "*", "critical", title, evidence, wants_report=True)
+            window.observe(
+                FindingKind.DATASET_DRIFT,
+                "*",
+                Severity.CRITICAL,
+                title,
+                evidence,
+                wants_report=True,
+            )
         )
     return found
 
@@ -153,9 +151,9 @@ def embedding_observation(window: Window, name: str, result: EmbeddingDrift) -> 
     }
     return [
         window.observe(
-            EMBEDDING_DRIFT,
+            FindingKind.EMBEDDING_DRIFT,
             name,
-            "warning",
+            Severity.WARNING,
             f"{window.model}: embedding {name!r} drifted",
             evidence,
         )
@@ -167,9 +165,9 @@ def data_quality_observations(
 ) -> list[Observation]:
     return [
         window.observe(
-            DATA_QUALITY,
+            FindingKind.DATA_QUALITY,
             f"{issue.column}:{issue.check}",
-            "warning",
+            Severity.WARNING,
             f"{window.model}: {issue.check.replace('_', ' ')} in {issue.column!r} ({issue.share:.1%} of rows)",
             {
                 "feature": issue.column,
@@ -200,14 +198,14 @@ def performance_observations(window: Window, checks: Sequence[PerfCheck]) -> lis
         if not check.regressed:
             continue
         if check.metric == "error_rate":
-            kind, severity = ERROR_RATE, "critical"
+            kind, severity = FindingKind.ERROR_RATE_REGRESSION, Severity.CRITICAL
             title = f"{window.model} {window.version}: error rate {check.baseline:.2%} -> {check.current:.2%}"
         elif check.metric == "throughput_per_s":
-            kind, severity = THROUGHPUT, "warning"
+            kind, severity = FindingKind.THROUGHPUT_CHANGE, Severity.WARNING
             title = f"{window.model} {window.version}: throughput {check.baseline:.2f}/s -> {check.current:.2f}/s"
         else:
-            kind = LATENCY_REGRESSION
-            severity = "critical" if check.metric.endswith("p50_ms") else "warning"
+            kind = FindingKind.LATENCY_REGRESSION
+            severity = Severity.CRITICAL if check.metric.endswith("p50_ms") else Severity.WARNING
             title = f"{window.model} {window.version}: {check.metric} {check.baseline:.1f} -> {check.current:.1f} ({check.change:+.0%})"
         found.append(window.observe(kind, check.metric, severity, title, _check_evidence(check)))
     return found
@@ -218,9 +216,9 @@ def quality_observations(
 ) -> list[Observation]:
     return [
         window.observe(
-            QUALITY_DROP,
+            FindingKind.QUALITY_DROP,
             check.metric,
-            "critical",
+            Severity.CRITICAL,
             f"{window.model} {window.version}: {check.metric} {check.baseline:.3f} -> {check.current:.3f}",
             _check_evidence(check) | {"labelled_predictions": labelled},
         )
@@ -247,6 +245,12 @@ def change_point_observations(
         }
         title = f"{window.model} {window.version}: {metric} shifted {point.direction}"
         found.append(
-            window.observe(CHANGE_POINT, f"{metric}:{point.direction}", "info", title, evidence)
+            window.observe(
+                FindingKind.CHANGE_POINT,
+                f"{metric}:{point.direction}",
+                Severity.INFO,
+                title,
+                evidence,
+            )
         )
     return found

@@ -6,6 +6,7 @@ large to keep) give one row per event with a column per summary statistic, e.g.
 Numeric vectors in rows (embeddings) become `name[0]`, `name[1]`, ... columns, which
 the analyzer tests together as one embedding.
 Output columns are prefixed `output.` so that prediction drift is told apart.
+`calls_frame` keeps the per-call columns (latency, status) for performance checks.
 """
 
 from __future__ import annotations
@@ -90,3 +91,23 @@ def features_frame(events: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
 
 def output_column(name: str) -> bool:
     return name.startswith(OUTPUT_PREFIX)
+
+
+def calls_frame(events: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """The per-call columns of stored events (`store.window_events`) that performance
+    checks use."""
+    events = list(events)
+    return pl.DataFrame(
+        {
+            "start_time_ns": [e["start_time_ns"] for e in events],
+            "latency_ns": [e["latency_ns"] for e in events],
+            "device_time_ns": [e["device_time_ns"] for e in events],
+            "status": [e["status"] for e in events],
+        },
+        schema={
+            "start_time_ns": pl.Int64,
+            "latency_ns": pl.Int64,
+            "device_time_ns": pl.Int64,
+            "status": pl.String,
+        },
+    )

@@ -1,6 +1,6 @@
 """Pinned reference datasets: uploaded from Parquet or CSV, kept as Parquet files under
 the data dir, registered in `drift_references`. The CLI/API upload calls
-`register_reference`; the analyzer asks `active_reference` which one applies.
+`register_reference`; the analyzer asks `inferloop.store.active_reference` which applies.
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from inferloop.store.analysis import DriftReference
+from inferloop.store.references import pin_reference, set_reference_path
 
 from ._profile import infer_kinds, to_polars
 from ._samples import ColumnKind
-
-_REFERENCES = DriftReference.__table__
 
 
 def read_table(source: str | Path) -> pl.DataFrame:
@@ -58,44 +55,16 @@ def register_reference(
     folder = Path(data_dir) / "references"
     folder.mkdir(parents=True, exist_ok=True)
     with engine.begin() as connection:
-        scope = [_REFERENCES.c.model == model, _version_is(version)]
-        connection.execute(sa.update(_REFERENCES).where(*scope).values(active=False))
-        reference_id = connection.execute(
-            sa.insert(_REFERENCES).returning(_REFERENCES.c.id),
-            {
-                "model": model,
-                "version": version,
-                "name": name or (Path(source).name if isinstance(source, str | Path) else "frame"),
-                "path": "",
-                "rows": len(frame),
-                "column_kinds": column_kinds,
-                "created_at_ns": now_ns,
-                "active": True,
-            },
-        ).scalar_one()
+        reference_id = pin_reference(
+            connection,
+            model=model,
+            version=version,
+            name=name or (Path(source).name if isinstance(source, str | Path) else "frame"),
+            rows=len(frame),
+            column_kinds=column_kinds,
+            created_at_ns=now_ns,
+        )
         path = folder / f"reference-{reference_id}.parquet"
         frame.select(list(column_kinds)).write_parquet(path)
-        connection.execute(
-            sa.update(_REFERENCES)
-            .where(_REFERENCES.c.id == reference_id)
-            .values(path=str(path.resolve()))
-        )
+        set_reference_path(connection, reference_id, str(path.resolve()))
     return reference_id
-
-
-def _version_is(version: str | None):
-    return _REFERENCES.c.version.is_(None) if version is None else _REFERENCES.c.version == version
-
-
-def active_reference(connection: sa.Connection, model: str, version: str | None) -> sa.Row | None:
-    """The version's own active reference, else the model-wide one."""
-    for scope in ([version] if version is not None else []) + [None]:
-        row = connection.execute(
-            sa.select(_REFERENCES)
-            .where(_REFERENCES.c.model == model, _version_is(scope), _REFERENCES.c.active.is_(True))
-            .order_by(_REFERENCES.c.id.desc())
-            .limit(1)
-        ).first()
-        if row is not None:
-            return row
-    return None

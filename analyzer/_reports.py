@@ -15,7 +15,8 @@ from typing import Any
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from ._findings_store import set_report_path
+from inferloop.store.findings import set_report_path
+
 from ._profile import to_polars
 from ._samples import ColumnKind
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from ._model_run import prediction_pairs
+from inferloop.store.events_read import labelled_outputs, window_events
+
+from ._check_labels import prediction_pairs
+from ._payloads import calls_frame
 from ._performance import PerfOptions, PerfWindow, VersionComparison, compare_versions
 from ._quality import QualityOptions, compare_quality
-from ._store_reads import calls_frame, labelled_outputs, window_events
 
 
 def compare_stored_versions(

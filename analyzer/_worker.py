@@ -12,15 +12,18 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from inferloop.settings import Settings
+from inferloop.store.events_read import active_models, active_versions
+from inferloop.store.grains import floor_to_minute_s
+from inferloop.store.leases import claim_model, finish_model
+
+from ._checks import NS
 from ._config import AnalyzerConfig
-from ._findings_store import FindingChange
-from ._leases import claim_model, finish_model
-from ._model_run import NS, ModelAnalysis
-from ._store_reads import active_models, active_versions
+from ._findings import FindingChange
+from ._model_run import ModelAnalysis
 
 logger = logging.getLogger(__name__)
 
@@ -28,27 +31,28 @@ logger = logging.getLogger(__name__)
 class AnalyzerWorker:
     """`start()` / `stop()` a background loop, or call `run_once()` yourself.
 
-    `settings` supplies the data dir (reports go to `<data_dir>/reports`); `clock`
+    `settings` supplies the data dir (reports go to `<data_dir>/reports`) and, unless
+    `config` or `interval_s` are given, the knobs (its `analyzer` section); `clock`
     returns Unix nanoseconds and is the seam tests use to move time.
     """
 
     def __init__(
         self,
-        settings: Any,
+        settings: Settings,
         engine: Engine,
         *,
-        interval_s: float = 60.0,
+        interval_s: float | None = None,
         config: AnalyzerConfig | None = None,
         worker_id: str | None = None,
         clock: Callable[[], int] = time.time_ns,
         reports_dir: str | Path | None = None,
     ) -> None:
-        if interval_s <= 0:
+        self.config = config or AnalyzerConfig.from_settings(settings.analyzer)
+        self.interval_s = self.config.interval_s if interval_s is None else interval_s
+        if self.interval_s <= 0:
             raise ValueError("interval_s must be positive")
         self.settings = settings
         self.engine = engine
-        self.interval_s = interval_s
-        self.config = config or AnalyzerConfig()
         self.worker_id = worker_id or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.clock = clock
         self.reports_dir = Path(reports_dir) if reports_dir else Path(settings.data_dir) / "reports"
@@ -63,7 +67,7 @@ class AnalyzerWorker:
         now_ns = self.clock()
         # models seen in the current or the previous window: one that went quiet is
         # still analysed (its throughput fell) and its findings can resolve
-        since_s = int((now_ns / NS - 2 * self.config.window_s) // 60 * 60)
+        since_s = floor_to_minute_s(now_ns / NS - 2 * self.config.window_s)
         with self.engine.connect() as connection:
             models = active_models(connection, since_s)
         changes: list[FindingChange] = []

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
 
-from inferloop.store.tables import DeadLetter
+from inferloop.store.dead_letters import recent_dead_letters
 
 from .deps import ApiKeyDep, EngineDep
 from .schemas import DeadLetterResponse
@@ -21,9 +20,8 @@ _PREVIEW_BYTES = 500
 def list_dead_letters(
     engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[DeadLetterResponse]:
-    table = DeadLetter.__table__
     with engine.connect() as connection:
-        rows = connection.execute(sa.select(table).order_by(table.c.id.desc()).limit(limit)).all()
+        rows = recent_dead_letters(connection, limit=limit)
     return [
         DeadLetterResponse(
             id=row.id,

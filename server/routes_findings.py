@@ -1,35 +1,43 @@
-"""GET /v1/findings and each finding's Evidently report: what the analyzer found."""
+"""GET /v1/findings and each finding's Evidently report: what the analyzer found.
+
+Reads rows through the store only: listing findings needs none of the analyzer.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
-from inferloop.analyzer import finding_report_path, list_findings
+from inferloop.store.findings import finding_report_path, list_findings
+from inferloop.store.vocabulary import ACTIVE_STATUSES, FindingStatus
 
 from .deps import ApiKeyDep, EngineDep
 from .schemas import FindingResponse
 
 router = APIRouter(prefix="/v1/findings", tags=["findings"], dependencies=[ApiKeyDep])
 
-Status = Literal["pending", "open", "resolved", "dismissed"]
-
 
 @router.get("", response_model=list[FindingResponse])
 def get_findings(
     engine: EngineDep,
     model: str | None = None,
-    status: Annotated[list[Status] | None, Query(description="Default: pending and open.")] = None,
+    status: Annotated[
+        list[FindingStatus] | None, Query(description="Default: pending and open.")
+    ] = None,
 ) -> list[FindingResponse]:
     """Findings in the order they were first raised, with their evidence."""
     with engine.connect() as connection:
-        rows = list_findings(connection, model=model, statuses=status or ("pending", "open"))
+        rows = list_findings(connection, model=model, statuses=status or ACTIVE_STATUSES)
     return [
         FindingResponse(
-            **{name: getattr(row, name) for name in FindingResponse.model_fields if name != "report_url"},
+            **{
+                name: getattr(row, name)
+                for name in FindingResponse.model_fields
+                if name != "report_url"
+            },
             report_url=f"/v1/findings/{row.id}/report" if row.report_path else None,
         )
         for row in rows

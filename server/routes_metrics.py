@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from inferloop.store.queries import completeness, latency_summary, minute_series
+from inferloop.store.completeness import completeness
+from inferloop.store.grains import ceil_to_minute_s, floor_to_minute_s
+from inferloop.store.rollups import latency_summary, minute_series
 
 from .deps import ApiKeyDep, EngineDep
 from .schemas import CompletenessResponse, LatencyResponse, MinutePointResponse
@@ -29,7 +31,8 @@ def _range(start_s: float | None, end_s: float | None) -> tuple[float, float]:
 def _minute_range(start_s: float | None, end_s: float | None) -> tuple[int, int]:
     """The requested range widened to whole minutes, the granularity of the rollups."""
     start, end = _range(start_s, end_s)
-    return int(start) // 60 * 60, -(-int(end) // 60) * 60
+    # the end is truncated to whole seconds first, as it always has been
+    return floor_to_minute_s(start), ceil_to_minute_s(int(end))
 
 
 def _ms(value_ns: float | None) -> float | None:

@@ -29,7 +29,9 @@ def _parse(body: bytes, file_format: str) -> pl.DataFrame:
         raise HTTPException(422, f"body is not a readable {file_format} file: {error}") from error
 
 
-@router.post("/{model}/reference", status_code=status.HTTP_201_CREATED, response_model=ReferencePinned)
+@router.post(
+    "/{model}/reference", status_code=status.HTTP_201_CREATED, response_model=ReferencePinned
+)
 async def pin_reference(
     model: str,
     request: Request,
@@ -43,10 +45,20 @@ async def pin_reference(
     frame = _parse(await read_bounded_body(request, MAX_REFERENCE_BYTES), file_format)
     try:
         reference_id = await run_in_threadpool(
-            register_reference, state.engine, settings.data_dir, model, frame, version=version, name=name
+            register_reference,
+            state.engine,
+            settings.data_dir,
+            model,
+            frame,
+            version=version,
+            name=name,
         )
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
     return ReferencePinned(
-        reference_id=reference_id, model=model, version=version, rows=frame.height, columns=frame.columns
+        reference_id=reference_id,
+        model=model,
+        version=version,
+        rows=frame.height,
+        columns=frame.columns,
     )

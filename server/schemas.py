@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from inferloop.store.vocabulary import FindingKind, FindingStatus, Severity
+
 
 class IngestAccepted(BaseModel):
     stored: int = Field(description="Events and labels newly stored.")
@@ -75,10 +77,10 @@ class FindingResponse(BaseModel):
     id: int
     model: str
     version: str | None
-    kind: str = Field(description="data_drift, latency_regression, accuracy_drop, …")
+    kind: FindingKind = Field(description="What kind of condition was found.")
     subject: str = Field(description="What the finding is about: a feature, a metric.")
-    severity: str
-    status: str = Field(description="pending → open → resolved (or pending → dismissed).")
+    severity: Severity
+    status: FindingStatus = Field(description="pending → open → resolved (or pending → dismissed).")
     title: str
     evidence: dict
     window_start_ns: int

@@ -1,35 +1,106 @@
-"""The store: SQLAlchemy tables, migrations, and the queries the services share."""
+"""The store: SQLAlchemy tables, migrations, and every query that two components share.
 
+One module per job: the tables (`tables`, `analysis`), the shared vocabulary of the
+findings table (`vocabulary`), time grains (`grains`), the dialect-aware insert
+(`dialect`), and the queries, by table: rollups, completeness, analysis reads of
+events, findings, references, leases, dead letters; retention prunes raw events.
+"""
+
+from .analysis import AnalyzerLease, DriftReference, Finding
 from .base import Base, create_engine_for
+from .completeness import Completeness, completeness
+from .dead_letters import recent_dead_letters
+from .dialect import dialect_insert
+from .events_read import (
+    EVENT_COLUMNS,
+    active_models,
+    active_versions,
+    first_events,
+    labelled_outputs,
+    window_events,
+)
+from .findings import (
+    active_findings,
+    finding_report_path,
+    insert_finding,
+    list_findings,
+    set_report_path,
+    update_finding,
+)
+from .grains import MINUTE_NS, MINUTE_S, ceil_to_minute_s, floor_to_minute_s, minute_of_ns
+from .leases import claim_model, finish_model
 from .metadata import metadata
 from .migrate import current, downgrade, upgrade
-from .queries import Completeness, LatencySummary, completeness, latency_summary, minute_series
+from .references import active_reference, pin_reference, set_reference_path
 from .retention import RetentionWorker, prune_raw_events
+from .rollups import LatencySummary, MinutePoint, latency_summary, minute_series
 from .sketch import bucket_counts, bucket_indexes, merge_into, quantiles
 from .tables import DeadLetter, DeliveryRange, Event, Label, MinuteRollup, SdkDrops
+from .vocabulary import (
+    ACTIVE_STATUSES,
+    SCOPE_OF_KIND,
+    CheckScope,
+    FindingKind,
+    FindingStatus,
+    Severity,
+)
 
 __all__ = [
+    "ACTIVE_STATUSES",
+    "EVENT_COLUMNS",
+    "MINUTE_NS",
+    "MINUTE_S",
+    "SCOPE_OF_KIND",
+    "AnalyzerLease",
     "Base",
+    "CheckScope",
     "Completeness",
-    "LatencySummary",
-    "RetentionWorker",
     "DeadLetter",
     "DeliveryRange",
+    "DriftReference",
     "Event",
+    "Finding",
+    "FindingKind",
+    "FindingStatus",
     "Label",
+    "LatencySummary",
+    "MinutePoint",
     "MinuteRollup",
+    "RetentionWorker",
     "SdkDrops",
+    "Severity",
+    "active_findings",
+    "active_models",
+    "active_reference",
+    "active_versions",
     "bucket_counts",
     "bucket_indexes",
+    "ceil_to_minute_s",
+    "claim_model",
     "completeness",
     "create_engine_for",
     "current",
+    "dialect_insert",
     "downgrade",
+    "finding_report_path",
+    "finish_model",
+    "first_events",
+    "floor_to_minute_s",
+    "insert_finding",
+    "labelled_outputs",
     "latency_summary",
+    "list_findings",
     "merge_into",
     "metadata",
+    "minute_of_ns",
     "minute_series",
+    "pin_reference",
     "prune_raw_events",
     "quantiles",
+    "recent_dead_letters",
+    "set_reference_path",
+    "set_report_path",
+    "update_finding",
     "upgrade",
+    "window_events",
 ]

@@ -1,5 +1,8 @@
-"""Tables the analyzer owns: pinned drift references, findings, and work leases.
+"""Tables of the analysis side: pinned drift references, findings, and work leases.
 
+The analyzer writes them; the API, the CLI and (soon) alerts read findings. Their
+queries live beside them in the store (`findings`, `references`, `leases`); the values
+of `kind`, `severity` and `status` are the strings of `inferloop.store.vocabulary`.
 Times are Unix epoch nanoseconds (integers), like the ingest tables.
 """
 

@@ -10,8 +10,8 @@ from .base import Base
 
 # Modules that subclass Base. Optional ones belong to other components and may
 # not exist yet in a given checkout.
-_TABLE_MODULES = ("inferloop.store.tables",)
-_OPTIONAL_TABLE_MODULES = ("inferloop.store.analysis",)
+_TABLE_MODULES = ("inferloop.store.tables", "inferloop.store.analysis")
+_OPTIONAL_TABLE_MODULES: tuple[str, ...] = ()
 
 
 def metadata() -> sa.MetaData:

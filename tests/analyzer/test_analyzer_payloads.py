@@ -9,7 +9,6 @@ from analyzer_streams import HOUR_NS, NS, Stream, ingest
 from inferloop.analyzer import AnalyzerConfig, AnalyzerWorker, features_frame, list_findings
 from inferloop.analyzer._embeddings import embedding_groups
 from inferloop.settings import Settings
-from inferloop.store import create_engine_for, upgrade
 
 
 def test_rows_summaries_vectors_and_outputs_become_columns():
@@ -68,10 +67,10 @@ def test_nested_objects_and_flags_do_not_become_vectors():
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_embedding_drift_is_a_finding_and_its_components_are_not_reported_one_by_one(tmp_path):
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    upgrade(url)
-    engine = create_engine_for(url)
+def test_embedding_drift_is_a_finding_and_its_components_are_not_reported_one_by_one(
+    migrated_engine, tmp_path
+):
+    engine = migrated_engine
     t0 = 1_800_000_000 * NS
     stream = Stream("embedder", seed=3)
     for hour, shift in enumerate([0.0, 0.0, 0.5]):
@@ -98,7 +97,6 @@ def test_embedding_drift_is_a_finding_and_its_components_are_not_reported_one_by
     worker.run_once()
     with engine.connect() as connection:
         findings = list_findings(connection, model="embedder")
-    engine.dispose()
     assert [(f.kind, f.subject) for f in findings] == [("embedding_drift", "emb")]
     assert findings[0].evidence["share"] == 1.0
     assert np.isclose(len(findings[0].evidence["components"]), 8)

@@ -20,7 +20,6 @@ from inferloop.analyzer import (
     render_drift_report,
 )
 from inferloop.settings import Settings
-from inferloop.store import create_engine_for, upgrade
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -30,14 +29,6 @@ pytestmark = [
 ]
 
 T0 = 1_800_000_000 * NS
-
-
-@pytest.fixture
-def engine(database_url):
-    upgrade(database_url)
-    engine = create_engine_for(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _reference_frame(rng, n=3000, age_mean=40.0):
@@ -51,14 +42,14 @@ def _reference_frame(rng, n=3000, age_mean=40.0):
 
 
 @pytest.mark.parametrize("suffix", ["parquet", "csv"])
-def test_uploaded_reference_is_stored_and_the_newest_one_applies(engine, tmp_path, suffix):
+def test_uploaded_reference_is_stored_and_the_newest_one_applies(migrated_engine, tmp_path, suffix):
     rng = np.random.default_rng(0)
     source = tmp_path / f"reference.{suffix}"
     frame = _reference_frame(rng)
     frame.write_parquet(source) if suffix == "parquet" else frame.write_csv(source)
-    first = register_reference(engine, tmp_path / "data", "fraud", source)
-    second = register_reference(engine, tmp_path / "data", "fraud", source, version="v2")
-    with engine.connect() as connection:
+    first = register_reference(migrated_engine, tmp_path / "data", "fraud", source)
+    second = register_reference(migrated_engine, tmp_path / "data", "fraud", source, version="v2")
+    with migrated_engine.connect() as connection:
         for_v1 = active_reference(connection, "fraud", "v1")
         for_v2 = active_reference(connection, "fraud", "v2")
         assert active_reference(connection, "other", "v1") is None
@@ -69,37 +60,41 @@ def test_uploaded_reference_is_stored_and_the_newest_one_applies(engine, tmp_pat
         "country": "categorical",
     }
     assert pl.read_parquet(for_v1.path).shape == (3000, 3)
-    third = register_reference(engine, tmp_path / "data", "fraud", frame.head(500))
-    with engine.connect() as connection:
+    third = register_reference(migrated_engine, tmp_path / "data", "fraud", frame.head(500))
+    with migrated_engine.connect() as connection:
         assert active_reference(connection, "fraud", "v1").id == third
 
 
-def test_reference_upload_refuses_unknown_files_and_empty_data(engine, tmp_path):
+def test_reference_upload_refuses_unknown_files_and_empty_data(migrated_engine, tmp_path):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ValueError, match="parquet or .csv"):
-        register_reference(engine, tmp_path, "m", tmp_path / "x.json")
+        register_reference(migrated_engine, tmp_path, "m", tmp_path / "x.json")
     with pytest.raises(ValueError, match="needs rows"):
-        register_reference(engine, tmp_path, "m", pl.DataFrame({"a": []}))
+        register_reference(migrated_engine, tmp_path, "m", pl.DataFrame({"a": []}))
 
 
-def test_pinned_reference_drives_drift_and_the_finding_gets_an_evidently_report(engine, tmp_path):
+def test_pinned_reference_drives_drift_and_the_finding_gets_an_evidently_report(
+    migrated_engine, tmp_path
+):
     rng = np.random.default_rng(1)
     # the pinned reference says ages centre on 30; live traffic centres on 40
-    register_reference(engine, tmp_path / "data", "fraud", _reference_frame(rng, age_mean=30.0))
+    register_reference(
+        migrated_engine, tmp_path / "data", "fraud", _reference_frame(rng, age_mean=30.0)
+    )
     stream = Stream("fraud", seed=2)
     for hour in range(2):
         inference, labels = stream.hour(T0 - (2 - hour) * HOUR_NS, events=600)
-        ingest(engine, inference + labels)
+        ingest(migrated_engine, inference + labels)
     clock = [T0]
     worker = AnalyzerWorker(
         Settings(data_dir=tmp_path / "data"),
-        engine,
+        migrated_engine,
         interval_s=60,
         config=AnalyzerConfig(window_s=3600, confirm_runs=1, confirm_after_s=0),
         clock=lambda: clock[0],
     )
     worker.run_once()
-    with engine.connect() as connection:
+    with migrated_engine.connect() as connection:
         findings = list_findings(connection, model="fraud")
     drift = [f for f in findings if f.kind == "data_drift"]
     assert [f.subject for f in drift] == ["age"]
@@ -111,14 +106,14 @@ def test_pinned_reference_drives_drift_and_the_finding_gets_an_evidently_report(
     )
 
 
-def test_previous_period_baseline_is_used_when_asked(engine, tmp_path):
+def test_previous_period_baseline_is_used_when_asked(migrated_engine, tmp_path):
     stream = Stream("fraud", seed=3)
     for hour, shift in enumerate([0.0, 0.0, 0.0, 0.7]):
         inference, labels = stream.hour(T0 - (4 - hour) * HOUR_NS, events=600, age_shift=shift)
-        ingest(engine, inference + labels)
+        ingest(migrated_engine, inference + labels)
     worker = AnalyzerWorker(
         Settings(data_dir=tmp_path / "data"),
-        engine,
+        migrated_engine,
         interval_s=60,
         config=AnalyzerConfig(
             window_s=3600,
@@ -130,7 +125,7 @@ def test_previous_period_baseline_is_used_when_asked(engine, tmp_path):
         clock=lambda: T0,
     )
     worker.run_once()
-    with engine.connect() as connection:
+    with migrated_engine.connect() as connection:
         drift = [f for f in list_findings(connection, model="fraud") if f.kind == "data_drift"]
     assert [f.subject for f in drift] == ["age"]
     assert drift[0].evidence["baseline"] == {
@@ -141,7 +136,7 @@ def test_previous_period_baseline_is_used_when_asked(engine, tmp_path):
     assert drift[0].report_path is None
 
 
-def test_candidate_version_compared_with_live_over_the_same_period(engine):
+def test_candidate_version_compared_with_live_over_the_same_period(migrated_engine):
     live, good, bad = (
         Stream("fraud", "v1", seed=4),
         Stream("fraud", "v2", seed=5),
@@ -154,12 +149,12 @@ def test_candidate_version_compared_with_live_over_the_same_period(engine):
         (bad, {"events": 400, "latency_factor": 1.6, "accuracy": 0.75}),
     ):
         inference, labels = stream.hour(start, **knobs)
-        ingest(engine, inference + labels)
+        ingest(migrated_engine, inference + labels)
     same = compare_stored_versions(
-        engine, "fraud", live="v1", candidate="v2", start_ns=start, end_ns=T0
+        migrated_engine, "fraud", live="v1", candidate="v2", start_ns=start, end_ns=T0
     )
     worse = compare_stored_versions(
-        engine, "fraud", live="v1", candidate="v3", start_ns=start, end_ns=T0
+        migrated_engine, "fraud", live="v1", candidate="v3", start_ns=start, end_ns=T0
     )
     assert same.verdict == "not_worse"
     assert worse.verdict == "worse"

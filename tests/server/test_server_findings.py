@@ -9,29 +9,22 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from ingest_events import EventFactory
+from serving import served
 
 from inferloop.analyzer import AnalyzerConfig, AnalyzerWorker
-from inferloop.embedded import EmbeddedServer
 from inferloop.server import create_app
 from inferloop.settings import Settings
-from inferloop.store import create_engine_for, upgrade
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Evidently's report rendering
+# Evidently's report rendering
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
-def platform(database_url: str, tmp_path) -> Iterator[tuple[str, AnalyzerWorker]]:
-    upgrade(database_url)
+def platform(migrated_engine, database_url: str, tmp_path) -> Iterator[tuple[str, AnalyzerWorker]]:
     settings = Settings(database_url=database_url, data_dir=tmp_path)
-    engine = create_engine_for(database_url)
-    server = EmbeddedServer(create_app(settings, engine=engine))
-    server.start()
     config = AnalyzerConfig(window_s=3600, confirm_runs=1, confirm_after_s=0)
-    try:
-        yield server.url, AnalyzerWorker(settings, engine, config=config)
-    finally:
-        server.stop()
-        engine.dispose()
+    with served(create_app(settings, engine=migrated_engine)) as url:
+        yield url, AnalyzerWorker(settings, migrated_engine, config=config)
 
 
 def _reference_csv(rng: random.Random, rows: int = 600) -> bytes:
@@ -43,17 +36,23 @@ def test_drift_against_an_uploaded_reference_is_listed_with_its_report(platform)
     base_url, analyzer = platform
     rng = random.Random(3)
     pinned = httpx.post(
-        f"{base_url}/v1/models/fraud/reference", params={"format": "csv"}, content=_reference_csv(rng)
+        f"{base_url}/v1/models/fraud/reference",
+        params={"format": "csv"},
+        content=_reference_csv(rng),
     )
     assert pinned.status_code == 201, pinned.text
     assert pinned.json()["rows"] == 600 and pinned.json()["columns"] == ["age", "country"]
 
     factory = EventFactory(model="fraud", version="2")
     drifted = [
-        factory.inference(inputs={"rows": [{"age": rng.randint(70, 110), "country": rng.choice("ab")}]})
+        factory.inference(
+            inputs={"rows": [{"age": rng.randint(70, 110), "country": rng.choice("ab")}]}
+        )
         for _ in range(600)
     ]
-    assert httpx.post(f"{base_url}/v1/events", content=factory.batch_bytes(drifted)).status_code == 200
+    assert (
+        httpx.post(f"{base_url}/v1/events", content=factory.batch_bytes(drifted)).status_code == 200
+    )
     analyzer.run_once()
 
     findings = httpx.get(f"{base_url}/v1/findings", params={"model": "fraud"}).json()
@@ -68,7 +67,9 @@ def test_drift_against_an_uploaded_reference_is_listed_with_its_report(platform)
 def test_unreadable_reference_upload_gets_422_naming_the_format(platform) -> None:
     base_url, _ = platform
     response = httpx.post(
-        f"{base_url}/v1/models/fraud/reference", params={"format": "parquet"}, content=b"not parquet"
+        f"{base_url}/v1/models/fraud/reference",
+        params={"format": "parquet"},
+        content=b"not parquet",
     )
     assert response.status_code == 422
     assert "parquet" in response.json()["detail"]

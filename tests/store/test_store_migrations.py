@@ -17,15 +17,10 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_models_and_migrations_agree(database_url):
-    upgrade(database_url)
-    engine = create_engine_for(database_url)
-    try:
-        with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            differences = compare_metadata(context, metadata())
-    finally:
-        engine.dispose()
+def test_models_and_migrations_agree(migrated_engine):
+    with migrated_engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata())
     assert differences == []
 
 

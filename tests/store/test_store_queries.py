@@ -8,24 +8,15 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from ingest_events import MINUTE_NS, EventFactory
+from waiting import wait_for
 
 from inferloop.collector import IngestPipeline, InputMessage
 from inferloop.store import (
     completeness,
-    create_engine_for,
     latency_summary,
     minute_series,
     prune_raw_events,
-    upgrade,
 )
-
-
-@pytest.fixture
-def engine(database_url: str):
-    upgrade(database_url)
-    engine = create_engine_for(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _ingest(engine, factory: EventFactory, events: list[dict], chunk: int = 500) -> None:
@@ -37,7 +28,7 @@ def _ingest(engine, factory: EventFactory, events: list[dict], chunk: int = 500)
     pipeline.ingest(messages, source="http")
 
 
-def test_percentiles_from_rollups_are_within_one_percent_of_exact(engine):
+def test_percentiles_from_rollups_are_within_one_percent_of_exact(migrated_engine):
     rng = np.random.default_rng(7)
     factory = EventFactory(model="ranker", version="v3")
     start = factory.base_time_ns
@@ -50,9 +41,9 @@ def test_percentiles_from_rollups_are_within_one_percent_of_exact(engine):
         factory.inference(latency_ns=int(lat), start_time_ns=int(t))
         for lat, t in zip(latencies, times, strict=True)
     ]
-    _ingest(engine, factory, events)
+    _ingest(migrated_engine, factory, events)
 
-    with engine.connect() as connection:
+    with migrated_engine.connect() as connection:
         raw = np.array(connection.execute(sa.text("SELECT latency_ns FROM events")).scalars().all())
         qs = (0.5, 0.9, 0.95, 0.99, 0.999)
         summary = latency_summary(
@@ -75,7 +66,7 @@ def test_percentiles_from_rollups_are_within_one_percent_of_exact(engine):
     assert len(series) == 7
 
 
-def test_completeness_counts_sequence_gaps_and_sdk_reported_drops(engine):
+def test_completeness_counts_sequence_gaps_and_sdk_reported_drops(migrated_engine):
     factory = EventFactory(model="scorer")
     first = [factory.inference() for _ in range(10)]
     factory.skip(5)  # lost in transit
@@ -84,12 +75,12 @@ def test_completeness_counts_sequence_gaps_and_sdk_reported_drops(engine):
     factory.skip(3)
     third = [factory.inference() for _ in range(5)]
     other = EventFactory(model="other", emitter_id=factory.emitter_id)
-    _ingest(engine, factory, first + second)
-    _ingest(engine, factory, third)
-    _ingest(engine, other, [other.inference()])
+    _ingest(migrated_engine, factory, first + second)
+    _ingest(migrated_engine, factory, third)
+    _ingest(migrated_engine, other, [other.inference()])
 
     start = factory.base_time_ns
-    with engine.connect() as connection:
+    with migrated_engine.connect() as connection:
         result = completeness(connection, "scorer", start_ns=start, end_ns=start + MINUTE_NS)
         elsewhere = completeness(connection, "other", start_ns=start, end_ns=start + MINUTE_NS)
     assert result.received == 25
@@ -99,44 +90,41 @@ def test_completeness_counts_sequence_gaps_and_sdk_reported_drops(engine):
     assert elsewhere.lost == 0
 
 
-def test_redelivery_does_not_count_drops_twice(engine):
+def test_redelivery_does_not_count_drops_twice(migrated_engine):
     factory = EventFactory(model="scorer")
     event = factory.inference(dropped={"queue_full": 4})
-    _ingest(engine, factory, [event])
-    _ingest(engine, factory, [event])
+    _ingest(migrated_engine, factory, [event])
+    _ingest(migrated_engine, factory, [event])
     start = factory.base_time_ns
-    with engine.connect() as connection:
+    with migrated_engine.connect() as connection:
         result = completeness(connection, "scorer", start_ns=start, end_ns=start + MINUTE_NS)
     assert result.sdk_dropped == {"queue_full": 4}
     assert result.received == 1
 
 
-def test_retention_prunes_old_raw_events_but_keeps_rollups(engine):
+def test_retention_prunes_old_raw_events_but_keeps_rollups(migrated_engine):
     factory = EventFactory(model="aging")
     old = [factory.inference(start_time_ns=factory.base_time_ns - 30 * 86_400 * 10**9)]
     recent = [factory.inference() for _ in range(3)]
-    _ingest(engine, factory, old + recent)
+    _ingest(migrated_engine, factory, old + recent)
 
-    deleted = prune_raw_events(engine, older_than_days=14)
+    deleted = prune_raw_events(migrated_engine, older_than_days=14)
 
-    with engine.connect() as connection:
+    with migrated_engine.connect() as connection:
         remaining = connection.scalar(sa.text("SELECT count(*) FROM events"))
         rolled_up = connection.scalar(sa.text("SELECT sum(count) FROM minute_rollups"))
     assert (deleted, remaining, rolled_up) == (1, 3, 4)
 
 
-def test_retention_worker_prunes_on_start_and_stops_promptly(engine):
+def test_retention_worker_prunes_on_start_and_stops_promptly(migrated_engine):
     from inferloop.store import RetentionWorker
 
     factory = EventFactory(model="aging")
     old = factory.inference(start_time_ns=factory.base_time_ns - 30 * 86_400 * 10**9)
-    _ingest(engine, factory, [old, factory.inference()])
-    worker = RetentionWorker(engine, older_than_days=14, interval_s=3600)
+    _ingest(migrated_engine, factory, [old, factory.inference()])
+    worker = RetentionWorker(migrated_engine, older_than_days=14, interval_s=3600)
     worker.start()
-    deadline = time.monotonic() + 30
-    while _count_events(engine) != 1:
-        assert time.monotonic() < deadline, "the worker did not prune"
-        time.sleep(0.05)
+    wait_for(lambda: _count_events(migrated_engine) == 1, timeout=30, what="the worker to prune")
     started = time.monotonic()
     worker.stop()
     assert time.monotonic() - started < 5

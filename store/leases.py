@@ -1,33 +1,17 @@
-"""Sharing models between analyzer workers: one lease row per model.
+"""Work leases: one row per model, so that several workers split the models between them.
 
 A worker claims a model only if no one holds an unexpired lease on it and it was not
-analysed within the last interval, in one conditional UPDATE; so several workers
-split the models between them and no run is done twice.
+analysed within the last interval, in one conditional UPDATE; so no run is done twice.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from inferloop.store.analysis import AnalyzerLease
+from .analysis import AnalyzerLease
+from .dialect import dialect_insert
 
 _LEASES = AnalyzerLease.__table__
-
-
-def _insert_ignoring_existing(connection: sa.Connection, model: str) -> None:
-    dialect = connection.dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite if dialect == "sqlite" else None
-    if module is None:  # other back ends: plain insert, tolerate the race
-        try:
-            with connection.begin_nested():
-                connection.execute(sa.insert(_LEASES).values(model=model, expires_at_ns=0))
-        except sa.exc.IntegrityError:
-            pass
-        return
-    connection.execute(
-        module.insert(_LEASES).values(model=model, expires_at_ns=0).on_conflict_do_nothing()
-    )
 
 
 def claim_model(
@@ -40,7 +24,11 @@ def claim_model(
     interval_ns: int,
 ) -> bool:
     """Take `model` for `lease_ns` if it is free and due; True when this worker got it."""
-    _insert_ignoring_existing(connection, model)
+    connection.execute(
+        dialect_insert(connection, _LEASES)
+        .values(model=model, expires_at_ns=0)
+        .on_conflict_do_nothing()
+    )
     result = connection.execute(
         sa.update(_LEASES)
         .where(

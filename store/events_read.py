@@ -1,13 +1,13 @@
-"""Store reads the analyzer needs: active models and versions, window events, labels."""
+"""Reads of raw events and labels for analysis: active models and versions, a window's
+events, a version's first events, and predictions joined to their labels."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
 import sqlalchemy as sa
 
-from inferloop.store.tables import Event, Label, MinuteRollup
+from .tables import Event, Label, MinuteRollup
 
 _EVENTS = Event.__table__
 _LABELS = Label.__table__
@@ -22,14 +22,17 @@ EVENT_COLUMNS = (
     "inputs",
     "outputs",
 )
+"""The columns `window_events` and `first_events` return."""
 
 
 def active_models(connection: sa.Connection, since_s: int) -> list[str]:
+    """Models with a rollup minute at or after `since_s` (Unix seconds), sorted."""
     query = sa.select(_ROLLUPS.c.model).where(_ROLLUPS.c.minute_start_s >= since_s).distinct()
     return sorted(connection.scalars(query))
 
 
 def active_versions(connection: sa.Connection, model: str, since_s: int) -> list[str]:
+    """Versions of `model` with a rollup minute at or after `since_s`, sorted."""
     query = (
         sa.select(_ROLLUPS.c.version)
         .where(_ROLLUPS.c.model == model, _ROLLUPS.c.minute_start_s >= since_s)
@@ -59,6 +62,7 @@ def window_events(
 def first_events(
     connection: sa.Connection, model: str, version: str, count: int
 ) -> list[dict[str, Any]]:
+    """The version's first `count` events, oldest first."""
     query = (
         sa.select(*(_EVENTS.c[name] for name in EVENT_COLUMNS))
         .where(_EVENTS.c.model == model, _EVENTS.c.version == version)
@@ -66,24 +70,6 @@ def first_events(
         .limit(count)
     )
     return [dict(row._mapping) for row in connection.execute(query)]
-
-
-def calls_frame(events: list[dict[str, Any]]) -> pl.DataFrame:
-    """The per-call columns performance checks use."""
-    return pl.DataFrame(
-        {
-            "start_time_ns": [e["start_time_ns"] for e in events],
-            "latency_ns": [e["latency_ns"] for e in events],
-            "device_time_ns": [e["device_time_ns"] for e in events],
-            "status": [e["status"] for e in events],
-        },
-        schema={
-            "start_time_ns": pl.Int64,
-            "latency_ns": pl.Int64,
-            "device_time_ns": pl.Int64,
-            "status": pl.String,
-        },
-    )
 
 
 def labelled_outputs(
