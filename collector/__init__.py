@@ -1,22 +1,16 @@
 """Ingest: the Kafka collector and the pipeline the HTTP endpoint shares with it."""
 
-from .contract import (
-    SCHEMA_VERSION,
-    Batch,
-    InferenceEvent,
-    LabelEvent,
-    Rejection,
-    Validated,
-    validate_batch,
-)
+from .contract import SCHEMA_VERSION, Batch, InferenceEvent, LabelEvent
 from .metrics import IngestMetrics
-from .pipeline import IngestPipeline, IngestResult, InputMessage
-from .writer import DeadLetterRecord, WriteOutcome, write_dead_letters, write_events
+from .pipeline import IngestPipeline, IngestResult, InputMessage, StoreUnavailable
+from .rejection import Rejection, RejectionCode
+from .upserts import write_dead_letters
+from .validation import Validated, validate_batch
+from .writer import WriteOutcome, write_events
 
 __all__ = [
     "SCHEMA_VERSION",
     "Batch",
-    "DeadLetterRecord",
     "InferenceEvent",
     "IngestMetrics",
     "IngestPipeline",
@@ -24,6 +18,8 @@ __all__ = [
     "InputMessage",
     "LabelEvent",
     "Rejection",
+    "RejectionCode",
+    "StoreUnavailable",
     "Validated",
     "WriteOutcome",
     "run_collector",

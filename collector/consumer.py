@@ -24,7 +24,7 @@ from inferloop.store import create_engine_for
 
 from .metrics import IngestMetrics
 from .pipeline import IngestPipeline, IngestResult, InputMessage, PreparedBatch
-from .writer import DeadLetterRecord
+from .rejection import Rejection
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +42,11 @@ class DeadLetterTopic:
         self.producer = producer
         self.topic = topic
 
-    def __call__(self, records: Sequence[DeadLetterRecord]) -> None:
+    def __call__(self, records: Sequence[Rejection]) -> None:
         for record in records:
             headers = [
                 ("inferloop.reason", record.reason.encode()),
+                ("inferloop.reason_code", record.code.value.encode()),
                 ("inferloop.source", record.source.encode()),
                 ("inferloop.event_index", str(record.event_index).encode()),
             ]
@@ -259,7 +260,7 @@ def _finish(consumer: KafkaConsumer, in_flight: _InFlight | None, reporter: _Rep
     result = in_flight.future.result()
     if result is None:
         return False
-    reporter.add(result.stored + result.duplicates, len(result.dead_letters), result.seconds)
+    reporter.add(result.stored + result.duplicates, len(result.rejections), result.seconds)
     try:
         consumer.commit(in_flight.offsets)
     except (CommitFailedError, KafkaError) as error:

@@ -2,7 +2,9 @@
 
 A caller (Kafka consumer, HTTP route) hands in whole messages; when ``ingest``
 returns, everything in them is durably stored or dead-lettered, so the caller
-may then acknowledge (commit offsets, answer the request).
+may then acknowledge (commit offsets, answer the request). A batch is stamped
+with one receive time when it is prepared: its events, labels and dead letters
+all carry that instant.
 """
 
 from __future__ import annotations
@@ -12,27 +14,30 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .contract import InferenceEvent, LabelEvent, Rejection, Validated, validate_batch
+from .contract import LabelEvent
 from .metrics import IngestMetrics
-from .writer import (
-    DeadLetterRecord,
-    DerivedFigures,
-    WriteOutcome,
-    derive_figures,
-    write_dead_letters,
-    write_events,
-)
+from .rejection import Rejection, RejectionCode
+from .rollups import DerivedFigures, derive_figures
+from .upserts import write_dead_letters
+from .validation import DropReport, Validated, event_bytes, validate_batch
+from .writer import WriteOutcome, write_events
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
-DeadLetterSink = Callable[[Sequence[DeadLetterRecord]], None]
+DeadLetterSink = Callable[[Sequence[Rejection]], None]
 """Publishes dead letters elsewhere (the dead-letter topic) before the store commits."""
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached or was busy: nothing was stored, try again later.
+
+    Not a rejection: the input may be fine, so it is not dead-lettered.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +54,9 @@ class InputMessage:
 class IngestResult:
     stored: int = 0
     duplicates: int = 0
-    dead_letters: list[DeadLetterRecord] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    """Everything refused, each one dead-lettered, with its origin."""
     seconds: float = 0.0
-
-
-def _dead_letter(message: InputMessage, rejection: Rejection, source: str) -> DeadLetterRecord:
-    return DeadLetterRecord(
-        source=source,
-        reason=rejection.reason,
-        raw=rejection.raw,
-        event_index=rejection.event_index,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-    )
 
 
 @dataclass(slots=True)
@@ -72,26 +65,30 @@ class PreparedBatch:
 
     source: str
     message_count: int
+    received_at_ns: int
+    """The batch's one receive time, on its events, labels and dead letters."""
     per_message: list[tuple[InputMessage, Validated]] = field(default_factory=list)
-    inferences: list[InferenceEvent] = field(default_factory=list)
-    inference_rows: list[tuple] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
     labels: list[LabelEvent] = field(default_factory=list)
+    drops: list[DropReport] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
-    dead_letters: list[DeadLetterRecord] = field(default_factory=list)
     derived: DerivedFigures | None = None
-    """Rollups and delivery runs of all the batch's events, valid if all of them are new."""
+    """Rollups, delivery runs and drops of all the batch's events, valid if all are new."""
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
 
     def reject(self, message: InputMessage, rejection: Rejection) -> None:
-        self.rejections.append(rejection)
-        self.dead_letters.append(_dead_letter(message, rejection, self.source))
+        self.rejections.append(_from(message, rejection, self.source))
 
 
-@dataclass(frozen=True, slots=True)
-class _RefusedByStore:
-    rejection: Rejection
-    dead_letter: DeadLetterRecord
+def _from(message: InputMessage, rejection: Rejection, source: str) -> Rejection:
+    return rejection.from_origin(source, message.topic, message.partition, message.offset)
+
+
+def _database_error_kinds(error: BaseException) -> set[str]:
+    """Class names of the DB-API error behind ``error`` (wrapped by SQLAlchemy or raw)."""
+    original = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+    return {cls.__name__ for cls in type(original).__mro__}
 
 
 def _is_data_error(error: BaseException) -> bool:
@@ -101,11 +98,16 @@ def _is_data_error(error: BaseException) -> bool:
     InterfaceError), which must fail the batch so it is retried, not dead-lettered.
     Errors of the raw driver (COPY, RETURNING paths) are recognised too.
     """
-    original = error.orig if isinstance(error, sa.exc.DBAPIError) else error
-    names = {cls.__name__ for cls in type(original).__mro__}
+    names = _database_error_kinds(error)
     if names & {"OperationalError", "InterfaceError"}:
         return False
     return bool(names & {"DataError", "IntegrityError"})
+
+
+def _is_unavailable(error: BaseException) -> bool:
+    if isinstance(error, sa.exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    return bool(_database_error_kinds(error) & {"OperationalError", "InterfaceError"})
 
 
 class IngestPipeline:
@@ -125,7 +127,10 @@ class IngestPipeline:
         self.max_message_bytes = max_message_bytes
 
     def ingest(self, messages: Sequence[InputMessage], *, source: str) -> IngestResult:
-        """Store the valid events of ``messages`` and dead-letter the rest; then return."""
+        """Store the valid events of ``messages`` and dead-letter the rest; then return.
+
+        Raises ``StoreUnavailable`` when the database cannot be reached (nothing stored).
+        """
         return self.store(self.prepare(messages, source=source))
 
     def prepare(self, messages: Sequence[InputMessage], *, source: str) -> PreparedBatch:
@@ -134,57 +139,66 @@ class IngestPipeline:
         Split out so that the collector can validate the next batch while the
         database is busy with the previous one.
         """
-        prepared = PreparedBatch(source=source, message_count=len(messages))
-        received_at_ns = time.time_ns()
+        prepared = PreparedBatch(
+            source=source, message_count=len(messages), received_at_ns=time.time_ns()
+        )
         for message in messages:
             if message.value is None:
-                rejection = Rejection("message has no value (tombstone)", b"")
+                rejection = Rejection(
+                    RejectionCode.NO_VALUE, "message has no value (tombstone)", b""
+                )
                 prepared.reject(message, rejection)
                 continue
             validated = validate_batch(
-                message.value, max_bytes=self.max_message_bytes, received_at_ns=received_at_ns
+                message.value,
+                max_bytes=self.max_message_bytes,
+                received_at_ns=prepared.received_at_ns,
             )
             for rejection in validated.rejections:
                 prepared.reject(message, rejection)
             prepared.per_message.append((message, validated))
-            prepared.inferences.extend(validated.inferences)
-            prepared.inference_rows.extend(validated.inference_rows)
+            prepared.rows.extend(validated.rows)
             prepared.labels.extend(validated.labels)
-        prepared.derived = derive_figures(prepared.inference_rows, prepared.labels)
+            prepared.drops.extend(validated.drops)
+        prepared.derived = derive_figures(prepared.rows, prepared.labels, prepared.drops)
         prepared.seconds = time.perf_counter() - prepared.started
         return prepared
 
     def store(self, prepared: PreparedBatch) -> IngestResult:
         """Write a prepared batch in one transaction; safe to call again if it raised."""
         started = time.perf_counter()
-        received_at_ns = time.time_ns()
-        with self.engine.begin() as connection:
-            outcome, refused = self._store(connection, prepared, received_at_ns)
-            dead_letters = [*prepared.dead_letters, *(r.dead_letter for r in refused)]
-            if dead_letters and self.dead_letter_sink is not None:
-                self.dead_letter_sink(dead_letters)
-            write_dead_letters(connection, dead_letters, received_at_ns)
+        try:
+            with self.engine.begin() as connection:
+                outcome, refused = self._store(connection, prepared)
+                rejections = [*prepared.rejections, *refused]
+                if rejections and self.dead_letter_sink is not None:
+                    self.dead_letter_sink(rejections)
+                write_dead_letters(connection, rejections, prepared.received_at_ns)
+        except Exception as error:
+            if _is_unavailable(error):
+                raise StoreUnavailable(str(error).splitlines()[0]) from error
+            raise
         result = IngestResult(
             stored=outcome.inserted,
             duplicates=outcome.duplicates,
-            dead_letters=dead_letters,
-            rejections=[*prepared.rejections, *(r.rejection for r in refused)],
+            rejections=rejections,
             seconds=prepared.seconds + time.perf_counter() - started,
         )
         self._count(result, prepared.message_count, prepared.source)
         return result
 
     def _store(
-        self, connection: sa.Connection, prepared: PreparedBatch, received_at_ns: int
-    ) -> tuple[WriteOutcome, list[_RefusedByStore]]:
+        self, connection: sa.Connection, prepared: PreparedBatch
+    ) -> tuple[WriteOutcome, list[Rejection]]:
+        received_at_ns = prepared.received_at_ns
         try:
             with connection.begin_nested():
                 outcome = write_events(
                     connection,
-                    prepared.inferences,
+                    prepared.rows,
                     prepared.labels,
                     received_at_ns,
-                    rows=prepared.inference_rows,
+                    drops=prepared.drops,
                     derived=prepared.derived,
                 )
                 return outcome, []
@@ -195,30 +209,33 @@ class IngestPipeline:
         # Safety net: the database refused something the contract let through
         # (e.g. a NUL character PostgreSQL text cannot hold). Store the rest.
         total = WriteOutcome()
-        refused: list[_RefusedByStore] = []
+        refused: list[Rejection] = []
         for message, validated in prepared.per_message:
-            events = [*validated.inferences, *validated.labels]
-            positions = [*validated.inference_positions, *validated.label_positions]
-            for index, event in zip(positions, events, strict=True):
+            singles = [
+                *(
+                    ([row], [], row[0], index)
+                    for row, index in zip(validated.rows, validated.row_positions, strict=True)
+                ),
+                *(
+                    ([], [label], label.event_id, index)
+                    for label, index in zip(
+                        validated.labels, validated.label_positions, strict=True
+                    )
+                ),
+            ]
+            for rows, labels, event_id, index in singles:
+                drops = [drop for drop in validated.drops if drop.event_id == event_id]
                 try:
                     with connection.begin_nested():
-                        single = write_events(
-                            connection,
-                            [event] if isinstance(event, InferenceEvent) else [],
-                            [event] if isinstance(event, LabelEvent) else [],
-                            received_at_ns,
-                        )
+                        single = write_events(connection, rows, labels, received_at_ns, drops=drops)
                 except Exception as error:
                     if not _is_data_error(error):
                         raise
                     original = error.orig if isinstance(error, sa.exc.DBAPIError) else error
                     reason = f"store rejected the event: {str(original).splitlines()[0]}"
-                    rejection = Rejection(reason, msgspec.json.encode(event), index)
-                    refused.append(
-                        _RefusedByStore(
-                            rejection, _dead_letter(message, rejection, prepared.source)
-                        )
-                    )
+                    raw = event_bytes(message.value or b"", index)
+                    rejection = Rejection(RejectionCode.STORE_REFUSED, reason, raw, index)
+                    refused.append(_from(message, rejection, prepared.source))
                     continue
                 total.inserted += single.inserted
                 total.duplicates += single.duplicates
@@ -231,6 +248,6 @@ class IngestPipeline:
             metrics.events.labels(source, "stored").inc(result.stored)
         if result.duplicates:
             metrics.events.labels(source, "duplicate").inc(result.duplicates)
-        if result.dead_letters:
-            metrics.dead_letters.labels(source).inc(len(result.dead_letters))
+        if result.rejections:
+            metrics.dead_letters.labels(source).inc(len(result.rejections))
         metrics.batch_seconds.labels(source).observe(result.seconds)

@@ -15,12 +15,18 @@ class IngestAccepted(BaseModel):
 class RejectedInput(BaseModel):
     event_index: int = Field(description="Position in `events`; -1 for the whole body.")
     reason: str
+    code: str = Field(
+        description="Kind of refusal (too_large, undecodable, invalid, store_refused, ...)."
+    )
 
 
 class IngestRejected(BaseModel):
     detail: str
-    rejected: list[RejectedInput]
-    stored: int = Field(description="Valid events of the same batch that were stored anyway.")
+    rejected: list[RejectedInput] = Field(description="Every refused event (or the whole body).")
+    stored: int = Field(
+        description="Valid events of the same batch that were stored anyway: only the "
+        "`rejected` ones failed, and a resend of the batch reports the stored ones as duplicates."
+    )
     duplicates: int
 
 
