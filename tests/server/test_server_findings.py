@@ -78,3 +78,43 @@ def test_unreadable_reference_upload_gets_422_naming_the_format(platform) -> Non
 def test_report_of_unknown_finding_is_404(platform) -> None:
     base_url, _ = platform
     assert httpx.get(f"{base_url}/v1/findings/999/report").status_code == 404
+
+
+def test_openapi_lists_the_allowed_kinds_severities_and_statuses(tmp_path) -> None:
+    from inferloop.store import FindingKind, FindingStatus
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}", data_dir=tmp_path)
+    schemas = create_app(settings).openapi()["components"]["schemas"]
+    properties = schemas["FindingResponse"]["properties"]
+    assert properties["kind"]["$ref"].endswith("/FindingKind")
+    assert schemas["FindingKind"]["enum"] == [kind.value for kind in FindingKind]
+    assert schemas["Severity"]["enum"] == ["info", "warning", "critical"]
+    assert schemas["FindingStatus"]["enum"] == [status.value for status in FindingStatus]
+    assert {properties["severity"]["$ref"], properties["status"]["$ref"]} == {
+        "#/components/schemas/Severity",
+        "#/components/schemas/FindingStatus",
+    }
+    assert "accuracy_drop" not in schemas["FindingKind"]["enum"]
+
+
+def test_findings_and_dead_letter_routes_read_through_the_store_alone() -> None:
+    import ast
+    from pathlib import Path
+
+    server = Path(__file__).resolve().parents[2] / "server"
+    for name in ("routes_findings.py", "routes_dead_letters.py"):
+        tree = ast.parse((server / name).read_text())
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level
+        } | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        heavy = {m for m in imported if m.split(".")[0] in ("polars", "scipy", "sqlalchemy")}
+        assert heavy == set() and not any(m.startswith("inferloop.analyzer") for m in imported), (
+            name
+        )
