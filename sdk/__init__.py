@@ -36,10 +36,14 @@ from ._payload import register_extractor
 from ._runtime import configure, flush, log_label, shutdown, stats
 from ._schema import SCHEMA_PATH, load_schema
 from ._transports import (
+    Closeable,
     FileTransport,
     HttpTransport,
     MemoryTransport,
+    PartiallyRejected,
+    PendingDelivery,
     PermanentTransportError,
+    PipeliningTransport,
     Transport,
 )
 
@@ -62,12 +66,16 @@ __all__ = [
     "ENV_TRANSPORT",
     "SCHEMA_PATH",
     "Call",
+    "Closeable",
     "FileTransport",
     "HttpTransport",
     "KafkaTransport",
     "MemoryTransport",
     "Monitor",
+    "PartiallyRejected",
+    "PendingDelivery",
     "PermanentTransportError",
+    "PipeliningTransport",
     "SDKConfig",
     "Transport",
     "configure",

@@ -18,8 +18,13 @@ from inferloop.sdk import (
     ENV_QUEUE_SIZE,
     ENV_SAMPLE_RATE,
     ENV_TRANSPORT,
+    Closeable,
+    FileTransport,
+    KafkaTransport,
     MemoryTransport,
+    PartiallyRejected,
     PermanentTransportError,
+    PipeliningTransport,
     configure,
     flush,
     monitor,
@@ -27,6 +32,7 @@ from inferloop.sdk import (
     shutdown,
     stats,
 )
+from inferloop.sdk._ids import prediction_id
 from inferloop.sdk._serialize import loads
 
 
@@ -103,8 +109,14 @@ def test_permanent_failure_counted_as_failed_and_reported() -> None:
 
 def test_buffer_bound_drops_and_counts_while_transport_down() -> None:
     transport = FlakyTransport(failures=10**9)
-    configure(transport=transport, flush_interval_s=0.01, batch_size=10, buffer_events=50,
-              retry_backoff_s=0.01, retry_backoff_max_s=0.02)
+    configure(
+        transport=transport,
+        flush_interval_s=0.01,
+        batch_size=10,
+        buffer_events=50,
+        retry_backoff_s=0.01,
+        retry_backoff_max_s=0.02,
+    )
     started = time.perf_counter()
     for i in range(200):
         predict(i)
@@ -208,7 +220,9 @@ def test_shutdown_delivers_then_returns_to_noop(memory: MemoryTransport) -> None
     assert len(memory.events) == 1
 
 
-def test_configure_argument_wins_over_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_configure_argument_wins_over_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv(ENV_TRANSPORT, "file")
     monkeypatch.setenv("INFERLOOP_FILE_PATH", str(tmp_path / "events.jsonl"))
     monkeypatch.setenv(ENV_QUEUE_SIZE, "123")
@@ -278,7 +292,9 @@ def test_fork_child_emits_with_fresh_emitter_and_queue(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     predict("parent-again")
     assert flush(5)
-    events = [event for line in path.read_text().splitlines() for event in json.loads(line)["events"]]
+    events = [
+        event for line in path.read_text().splitlines() for event in json.loads(line)["events"]
+    ]
     by_value = {event["inputs"]["rows"][0]["value"]: event for event in events}
     assert set(by_value) == {"parent", "child", "parent-again"}
     assert by_value["child"]["emitter_id"] != parent_id
@@ -305,7 +321,9 @@ event = memory.events[0]
 assert event["inputs"] == {"rows": [{"a": 1.5, "b": None}]}, event["inputs"]
 print("ok")
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 
@@ -319,8 +337,112 @@ def test_direct_json_path_matches_the_general_event_builder() -> None:
     wrapped = monitor(model="fraud", version="2", tags={"a": "b"}, device="cpu")(lambda x, y: x)
     spec_object = wrapped.__inferloop_spec__
     row = {"x": 1.5, "y": "fr"}
-    direct = loads(builder._scalar_event_json(spec_object, 1_700_000_000_000_000_000, 1234, row, float("nan"), 7))
-    general = builder._scalar_event(spec_object, 1_700_000_000_000_000_000, 1234, None, dict(row), float("nan"), 7, True)
+    direct = loads(
+        builder._scalar_event_json(
+            spec_object, 1_700_000_000_000_000_000, 1234, row, float("nan"), 7
+        )
+    )
+    general = builder._scalar_event(
+        spec_object, 1_700_000_000_000_000_000, 1234, None, dict(row), float("nan"), 7, True
+    )
     general["seq"] = direct["seq"]
     general["event_id"] = direct["event_id"]
     assert direct == json.loads(json.dumps(general).replace("NaN", "null"))
+
+
+class ScriptedTransport(FlakyTransport):
+    """Raises the given errors on the first sends, in order, then delivers."""
+
+    def __init__(self, *errors: Exception) -> None:
+        super().__init__(failures=0)
+        self.errors = list(errors)
+
+    def send(self, batch: bytes, *, key: str) -> None:
+        self.attempts += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        self.batches.append(loads(batch))
+
+
+def test_partly_rejected_batch_counts_only_the_rejected_events() -> None:
+    transport = ScriptedTransport(PartiallyRejected([1, 3], "HTTP 422"))
+    configure(transport=transport, flush_interval_s=10)
+    for i in range(5):
+        predict(i)
+    assert flush(5)  # wakes the worker: the five records go as one batch
+    predict(5)
+    assert flush(5)
+    current = stats()
+    assert current["failed"] == 2 and current["sent"] == 3 + 1 and current["retried"] == 0
+    assert current["batches"] == 2
+    (after,) = transport.events  # the partly stored batch is not sent again
+    assert after["dropped"] == {"send_failed": 2}
+
+
+def test_report_on_a_rejected_first_event_is_sent_again() -> None:
+    """The drop report rides on a batch's first event: if the receiver refused that event,
+    the report was not stored and must go with the next batch."""
+    transport = ScriptedTransport(PermanentTransportError("HTTP 400"), PartiallyRejected([0]))
+    configure(transport=transport, flush_interval_s=10)
+    predict(1)
+    assert flush(5)  # refused whole: one event lost, reported on the next batch
+    predict(2)
+    predict(3)
+    assert flush(5)  # its first event, carrying that report, is refused
+    predict(4)
+    assert flush(5)
+    current = stats()
+    assert current["failed"] == 2 and current["sent"] == 2
+    reported = sum(event.get("dropped", {}).get("send_failed", 0) for event in transport.events)
+    assert reported == current["failed"]
+    assert transport.events[-1]["dropped"] == {"send_failed": 2}
+
+
+class PipelinedTransport:
+    """Takes batches with `submit` and acknowledges them at once; `send` must not be used."""
+
+    class Ack:
+        done = True
+        error = None
+
+    def __init__(self) -> None:
+        self.batches: list[dict] = []
+
+    def send(self, batch: bytes, *, key: str) -> None:
+        raise AssertionError("a pipelining transport is sent to with submit()")
+
+    def submit(self, batch: bytes, *, key: str, on_done=None) -> PipelinedTransport.Ack:
+        self.batches.append(loads(batch))
+        if on_done is not None:
+            on_done()
+        return self.Ack()
+
+
+def test_transport_capabilities_are_protocols() -> None:
+    assert isinstance(KafkaTransport("127.0.0.1:1", "topic"), PipeliningTransport)
+    assert isinstance(PipelinedTransport(), PipeliningTransport)
+    assert not isinstance(MemoryTransport(), PipeliningTransport)
+    assert isinstance(FileTransport(), Closeable)
+    assert isinstance(KafkaTransport("127.0.0.1:1", "topic"), Closeable)
+    assert not isinstance(MemoryTransport(), Closeable)
+
+
+def test_pipelining_transport_receives_batches_through_submit() -> None:
+    transport = PipelinedTransport()
+    configure(transport=transport, flush_interval_s=0.01)
+    for i in range(3):
+        predict(i)
+    assert flush(5)
+    assert [event["seq"] for batch in transport.batches for event in batch["events"]] == [0, 1, 2]
+    assert stats()["sent"] == 3
+
+
+def test_scalar_json_template_writes_prediction_ids_like_prediction_id() -> None:
+    from inferloop.sdk import _state
+
+    configure(transport=MemoryTransport(), flush_interval_s=10)
+    builder = _state.emitter._builder
+    spec_object = monitor(model="fraud")(lambda x: x).__inferloop_spec__
+    for number in (0, 7, 255, 2**40 + 3):
+        event = loads(builder._scalar_event_json(spec_object, 10**18, 1, {"x": 1}, 1, number))
+        assert event["prediction_id"] == prediction_id(builder.prediction_prefix, number)

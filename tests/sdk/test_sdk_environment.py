@@ -23,8 +23,12 @@ flush(timeout=10)
 def _run_serving_code(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFERLOOP_")}
     return subprocess.run(
-        [sys.executable, "-c", SERVING_CODE], env={**env, **variables}, cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", SERVING_CODE],
+        env={**env, **variables},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

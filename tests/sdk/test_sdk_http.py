@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,16 +17,27 @@ class RecordingServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.statuses: list[int] = []  # answers to give, in order; then 200
+        # Or an answer computed from each request's body: (status, JSON body or None).
+        self.answer: Callable[[bytes], tuple[int, Any]] | None = None
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                recorder.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                status = recorder.statuses.pop(0) if recorder.statuses else 200
+                recorder.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": body}
+                )
+                content = b""
+                if recorder.answer is not None:
+                    status, answer = recorder.answer(body)
+                    content = b"" if answer is None else json.dumps(answer).encode()
+                else:
+                    status = recorder.statuses.pop(0) if recorder.statuses else 200
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
+                self.wfile.write(content)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -37,7 +48,9 @@ class RecordingServer:
         self.thread.start()
 
     def events(self) -> list[dict[str, Any]]:
-        return [event for request in self.requests for event in json.loads(request["body"])["events"]]
+        return [
+            event for request in self.requests for event in json.loads(request["body"])["events"]
+        ]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -57,7 +70,9 @@ def predict(x):
 
 
 def test_http_batches_posted_with_bearer_key_and_json(receiver: RecordingServer) -> None:
-    configure(transport="http", endpoint=receiver.url + "/", api_key="s3cret", flush_interval_s=0.01)
+    configure(
+        transport="http", endpoint=receiver.url + "/", api_key="s3cret", flush_interval_s=0.01
+    )
     for i in range(5):
         predict(i)
     assert flush(5)
@@ -71,7 +86,9 @@ def test_http_batches_posted_with_bearer_key_and_json(receiver: RecordingServer)
     assert stats()["sent"] == 5
 
 
-def test_http_configured_from_environment(receiver: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_http_configured_from_environment(
+    receiver: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(ENV_TRANSPORT, "http")
     monkeypatch.setenv(ENV_ENDPOINT, receiver.url)
     configure(flush_interval_s=0.01)
@@ -116,11 +133,65 @@ def test_http_connection_refused_is_retried_and_calls_stay_fast() -> None:
     with socket.socket() as probe:  # a port with nothing listening
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    configure(transport="http", endpoint=f"http://127.0.0.1:{port}", flush_interval_s=0.01,
-              retry_backoff_s=0.01)
+    configure(
+        transport="http",
+        endpoint=f"http://127.0.0.1:{port}",
+        flush_interval_s=0.01,
+        retry_backoff_s=0.01,
+    )
     started = time.perf_counter()
     for i in range(1_000):
         predict(i)
     assert time.perf_counter() - started < 0.5
     assert not flush(0.3)
     assert stats()["retried"] >= 1 and stats()["sent"] == 0
+
+
+def refuse(indices: list[int], stored: int) -> dict[str, Any]:
+    """The server's answer to a partly invalid batch (server/schemas.py `IngestRejected`)."""
+    return {
+        "detail": "; ".join(f"events[{i}]: bad" for i in indices),
+        "rejected": [{"event_index": i, "reason": f"events[{i}]: bad"} for i in indices],
+        "stored": stored,
+        "duplicates": 0,
+    }
+
+
+def test_http_422_counts_only_the_events_the_server_rejected(receiver: RecordingServer) -> None:
+    stored: list[dict[str, Any]] = []
+
+    def store_all_but_odd_values(body: bytes) -> tuple[int, Any]:
+        events = json.loads(body)["events"]
+        bad = [i for i, event in enumerate(events) if event["inputs"]["rows"][0]["value"] in (1, 3)]
+        stored.extend(event for i, event in enumerate(events) if i not in bad)
+        if not bad:
+            return 200, {"stored": len(events), "duplicates": 0}
+        return 422, refuse(bad, stored=len(events) - len(bad))
+
+    receiver.answer = store_all_but_odd_values
+    configure(transport="http", endpoint=receiver.url, flush_interval_s=0.01, retry_backoff_s=0.01)
+    for i in range(6):
+        predict(i)
+    assert flush(5)
+    predict(6)  # one batch after the refusal carries the report of what was lost
+    assert flush(5)
+    current = stats()
+    assert current["failed"] == 2  # the two refused events, not the batch they came in
+    assert current["sent"] == 5 and current["retried"] == 0
+    assert [event["seq"] for event in stored] == [0, 2, 4, 5, 6]  # nothing sent twice
+    reported = sum(event.get("dropped", {}).get("send_failed", 0) for event in stored)
+    assert reported == 2
+
+
+def test_http_422_refusing_the_whole_body_drops_the_whole_batch(receiver: RecordingServer) -> None:
+    answers = [(422, refuse([-1], stored=0))]
+    receiver.answer = lambda body: answers.pop(0) if answers else (200, None)
+    configure(transport="http", endpoint=receiver.url, flush_interval_s=0.01, retry_backoff_s=0.01)
+    predict(1)
+    assert flush(5)
+    predict(2)
+    assert flush(5)
+    current = stats()
+    assert current["failed"] == 1 and current["sent"] == 1 and current["retried"] == 0
+    (delivered,) = json.loads(receiver.requests[1]["body"])["events"]
+    assert delivered["dropped"] == {"send_failed": 1}

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from inferloop.sdk import configure, flush, monitor, shutdown, stats
 
@@ -30,7 +31,9 @@ pytestmark = [
     # kafka-python 3 leaves the sockets of refused connection attempts for the garbage
     # collector; the proxy fixture collects them inside the test so that they are filtered here.
     pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
-    pytest.mark.filterwarnings("ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+    ),
 ]
 
 
@@ -74,7 +77,9 @@ class CuttableKafkaProxy:
             with self._lock:
                 self._sockets += [client, server]
             threading.Thread(target=self._pipe_raw, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pipe_responses, args=(server, client), daemon=True).start()
+            threading.Thread(
+                target=self._pipe_responses, args=(server, client), daemon=True
+            ).start()
 
     @staticmethod
     def _read_exactly(sock: socket.socket, size: int) -> bytes:
@@ -143,28 +148,43 @@ def proxy(kafka_bootstrap: str) -> Iterator[CuttableKafkaProxy]:
     kafka_logger.setLevel(level)
 
 
-def consume_events(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0) -> tuple[list[dict[str, Any]], list[bytes]]:
-    """Read the topic from the beginning until `expected` events arrived (or time is up)."""
+def consume_events(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0
+) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """Read the topic from the beginning until `expected` events arrived (fail if too slow)."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=2_000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=2_000,
+    )
     events: list[dict[str, Any]] = []
     keys: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
+
+    def read_until_expected() -> bool:
+        for message in consumer:  # returns after 2 s without a message
+            batch = json.loads(message.value)
+            assert len({event["model"] for event in batch["events"]}) == 1
+            assert message.key == batch["events"][0]["model"].encode()
+            keys.append(message.key)
+            events.extend(batch["events"])
+            if len(events) >= expected:
+                break
+        return len(events) >= expected
+
     try:
-        while len(events) < expected and time.monotonic() < deadline:
-            for message in consumer:
-                batch = json.loads(message.value)
-                assert len({event["model"] for event in batch["events"]}) == 1
-                assert message.key == batch["events"][0]["model"].encode()
-                keys.append(message.key)
-                events.extend(batch["events"])
-                if len(events) >= expected:
-                    break
+        wait_for(read_until_expected, timeout=timeout_s, what=f"{expected} events on {topic}")
         # Give a duplicate a moment to show up, should there be one.
-        events.extend(event for message in consumer.poll(timeout_ms=500).values() for record in message
-                      for event in json.loads(record.value)["events"])
+        events.extend(
+            event
+            for message in consumer.poll(timeout_ms=500).values()
+            for record in message
+            for event in json.loads(record.value)["events"]
+        )
     finally:
         consumer.close()
     return events, keys
@@ -175,10 +195,17 @@ def predict(x):
     return x
 
 
-def test_100k_events_from_8_threads_arrive_exactly_once(kafka_bootstrap: str, make_topic: Callable[..., str]) -> None:
+def test_100k_events_from_8_threads_arrive_exactly_once(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
     topic = make_topic(partitions=3)
-    configure(transport="kafka", kafka_bootstrap_servers=kafka_bootstrap, kafka_topic=topic,
-              queue_size=200_000, flush_interval_s=0.05)
+    configure(
+        transport="kafka",
+        kafka_bootstrap_servers=kafka_bootstrap,
+        kafka_topic=topic,
+        queue_size=200_000,
+        flush_interval_s=0.05,
+    )
     per_thread = 12_500
 
     def work(offset: int) -> None:
@@ -201,11 +228,17 @@ def test_100k_events_from_8_threads_arrive_exactly_once(kafka_bootstrap: str, ma
     assert sorted(event["inputs"]["rows"][0]["value"] for event in events) == list(range(100_000))
 
 
-def test_broker_unreachable_at_start_then_delivered(kafka_bootstrap: str, kafka_topic: str,
-                                                    proxy: CuttableKafkaProxy) -> None:
+def test_broker_unreachable_at_start_then_delivered(
+    kafka_bootstrap: str, kafka_topic: str, proxy: CuttableKafkaProxy
+) -> None:
     proxy.cut()
-    configure(transport="kafka", kafka_bootstrap_servers=proxy.address, kafka_topic=kafka_topic,
-              flush_interval_s=0.05, retry_backoff_max_s=0.5)
+    configure(
+        transport="kafka",
+        kafka_bootstrap_servers=proxy.address,
+        kafka_topic=kafka_topic,
+        flush_interval_s=0.05,
+        retry_backoff_max_s=0.5,
+    )
     started = time.perf_counter()
     for i in range(500):
         predict(i)
@@ -223,9 +256,16 @@ def test_broker_outage_mid_stream_buffers_then_delivers_and_counts_drops(
     kafka_bootstrap: str, kafka_topic: str, proxy: CuttableKafkaProxy
 ) -> None:
     buffer_bound = 8_000
-    configure(transport="kafka", kafka_bootstrap_servers=proxy.address, kafka_topic=kafka_topic,
-              flush_interval_s=0.05, queue_size=4_000, buffer_events=buffer_bound, batch_size=500,
-              retry_backoff_max_s=1.0)
+    configure(
+        transport="kafka",
+        kafka_bootstrap_servers=proxy.address,
+        kafka_topic=kafka_topic,
+        flush_interval_s=0.05,
+        queue_size=4_000,
+        buffer_events=buffer_bound,
+        batch_size=500,
+        retry_backoff_max_s=1.0,
+    )
     rate_per_s = 1_000
     call_ns: list[int] = []
     calls = 0
@@ -262,7 +302,9 @@ def test_broker_outage_mid_stream_buffers_then_delivers_and_counts_drops(
     assert len(unique) == current["sent"]  # every accepted event arrived (duplicates allowed)
     seqs = sorted(seq for _, seq in unique)
     gaps = seqs[-1] + 1 - len(seqs)
-    assert gaps == current["dropped"].get("buffer_full", 0) + current["dropped"].get("send_failed", 0)
+    assert gaps == current["dropped"].get("buffer_full", 0) + current["dropped"].get(
+        "send_failed", 0
+    )
     reported: dict[str, int] = {}
     for event in {(e["emitter_id"], e["seq"]): e for e in events}.values():
         for reason, count in event.get("dropped", {}).items():
@@ -274,8 +316,12 @@ def test_broker_outage_mid_stream_buffers_then_delivers_and_counts_drops(
 
 
 def test_forked_child_emits_and_delivers(kafka_bootstrap: str, kafka_topic: str) -> None:
-    configure(transport="kafka", kafka_bootstrap_servers=kafka_bootstrap, kafka_topic=kafka_topic,
-              flush_interval_s=0.05)
+    configure(
+        transport="kafka",
+        kafka_bootstrap_servers=kafka_bootstrap,
+        kafka_topic=kafka_topic,
+        flush_interval_s=0.05,
+    )
     predict("parent")
     assert flush(30)
     parent_id = stats()["emitter_id"]

@@ -7,16 +7,19 @@ import inspect
 import threading
 
 import pytest
+from conftest import GateTransport  # noqa: I001 - tests/sdk/conftest.py (rootdir import mode)
 
 from inferloop import sdk
 from inferloop.sdk import (
     MemoryTransport,
+    configure,
     flush,
     last_prediction_id,
     log_label,
     monitor,
     stats,
 )
+from inferloop.sdk._record import CallExtras, CallRecord, LabelRecord
 
 
 def test_unconfigured_monitor_calls_model_untouched() -> None:
@@ -45,7 +48,9 @@ def test_monitor_keeps_wrapped_signature_name_and_doc() -> None:
     assert wrapped.__wrapped__ is predict
 
 
-def test_call_becomes_inference_event_with_inputs_outputs_and_latency(memory: MemoryTransport) -> None:
+def test_call_becomes_inference_event_with_inputs_outputs_and_latency(
+    memory: MemoryTransport,
+) -> None:
     @monitor(model="fraud", version="3", tags={"region": "eu"})
     def predict(age, country, amount):
         return 0.25
@@ -278,7 +283,9 @@ def test_exported_names_are_all_public_and_importable() -> None:
         assert required in sdk.__all__
 
 
-def test_cuda_timing_requested_without_a_device_leaves_call_and_event_intact(memory: MemoryTransport) -> None:
+def test_cuda_timing_requested_without_a_device_leaves_call_and_event_intact(
+    memory: MemoryTransport,
+) -> None:
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("checks the CPU-only fallback")
@@ -293,3 +300,47 @@ def test_cuda_timing_requested_without_a_device_leaves_call_and_event_intact(mem
     assert flush(5)
     assert [event["device_time_ns"] for event in memory.events] == [None, None]
     assert stats()["internal_errors"] == 0
+
+
+def test_what_the_wrappers_queue_reads_back_as_typed_records(gate: GateTransport) -> None:
+    """The hot path builds plain tuples for speed: their layout must be CallRecord's."""
+    from inferloop.sdk import _state
+
+    configure(transport=gate, flush_interval_s=0.01)
+
+    @monitor(model="fraud")
+    def predict(x):
+        if x < 0:
+            raise ValueError("negative")
+        return x * 2
+
+    @monitor(model="fraud")
+    async def apredict(x):
+        return x + 1
+
+    try:
+        predict(0)
+        assert gate.entered.wait(5)  # the worker is held in send: what follows stays queued
+        queue = _state.emitter.queue
+        queue.clear()
+        predict(3)
+        with pytest.raises(ValueError):
+            predict(-1)
+        asyncio.run(apredict(4))
+        with monitor(model="block") as call:
+            call.set_inputs([1, 2])
+        log_label(last_prediction_id(), True, model="fraud")
+        ok, failed, awaited, block, label = list(queue)
+    finally:
+        gate.gate.set()
+    assert all(len(raw) == len(CallRecord._fields) for raw in (ok, failed, awaited, block))
+    ok, failed, awaited, block = map(CallRecord._make, (ok, failed, awaited, block))
+    assert ok.spec is predict.__inferloop_spec__ and ok.spec.model == "fraud"
+    assert ok.args == (3,) and ok.kwargs == {} and ok.result == 6 and ok.error is None
+    assert isinstance(ok.prediction, int) and ok.extras is None and ok.latency > 0
+    assert isinstance(failed.error, ValueError) and failed.result is None
+    assert awaited.args == (4,) and awaited.result == 5
+    assert block.spec.model == "block" and isinstance(block.extras, CallExtras)
+    assert block.extras.inputs == [1, 2] and block.args == () and block.kwargs == {}
+    assert isinstance(label, LabelRecord) and label.model == "fraud" and label.label is True
+    assert label.prediction_id == last_prediction_id()

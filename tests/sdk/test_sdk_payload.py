@@ -26,7 +26,9 @@ def test_dict_of_columns_becomes_rows() -> None:
 def test_small_numpy_batch_kept_row_by_row() -> None:
     np = pytest.importorskip("numpy")
     payload = extract(np.arange(6, dtype=np.float32).reshape(3, 2), 16)
-    assert payload == {"rows": [{"f0": 0.0, "f1": 1.0}, {"f0": 2.0, "f1": 3.0}, {"f0": 4.0, "f1": 5.0}]}
+    assert payload == {
+        "rows": [{"f0": 0.0, "f1": 1.0}, {"f0": 2.0, "f1": 3.0}, {"f0": 4.0, "f1": 5.0}]
+    }
 
 
 def test_large_array_summarised_per_feature() -> None:
@@ -42,7 +44,9 @@ def test_large_array_summarised_per_feature() -> None:
     assert f0["min"] == pytest.approx(float(data[:, 0].min()))
     assert f0["max"] == pytest.approx(float(data[:, 0].max()))
     assert summary["features"]["f1"]["nan"] == 1
-    assert summary["features"]["f1"]["mean"] == pytest.approx(float(np.nanmean(data[:, 1])), rel=1e-5)
+    assert summary["features"]["f1"]["mean"] == pytest.approx(
+        float(np.nanmean(data[:, 1])), rel=1e-5
+    )
 
 
 def test_torch_tensor_summarised_and_device_reported() -> None:
@@ -51,7 +55,13 @@ def test_torch_tensor_summarised_and_device_reported() -> None:
     payload = extract(tensor, 16)
     assert payload["summary"]["shape"] == [32, 16]
     assert payload["summary"]["dtype"] == "float32"
-    assert payload["summary"]["features"]["f15"] == {"mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0, "nan": 0}
+    assert payload["summary"]["features"]["f15"] == {
+        "mean": 1.0,
+        "std": 0.0,
+        "min": 1.0,
+        "max": 1.0,
+        "nan": 0,
+    }
     assert device_of(tensor) == "cpu"
     assert device_of({"x": tensor}) == "cpu"
     assert batch_size(tensor) == 32
@@ -69,7 +79,9 @@ def test_pandas_and_polars_rows() -> None:
     pd = pytest.importorskip("pandas")
     pl = pytest.importorskip("polars")
     frame = pd.DataFrame({"age": [31, 40], "country": ["fr", "de"]})
-    assert extract(frame, 16) == {"rows": [{"age": 31, "country": "fr"}, {"age": 40, "country": "de"}]}
+    assert extract(frame, 16) == {
+        "rows": [{"age": 31, "country": "fr"}, {"age": 40, "country": "de"}]
+    }
     assert extract(frame.iloc[0], 16) == {"rows": [{"age": 31, "country": "fr"}]}
     assert batch_size(frame) == 2
     big = pd.DataFrame({"age": range(100), "country": ["fr"] * 100})
@@ -77,7 +89,9 @@ def test_pandas_and_polars_rows() -> None:
     assert summary["shape"] == [100, 2]
     assert summary["features"]["age"]["mean"] == pytest.approx(49.5)
     polars_frame = pl.DataFrame({"age": [31, 40], "country": ["fr", "de"]})
-    assert extract(polars_frame, 16) == {"rows": [{"age": 31, "country": "fr"}, {"age": 40, "country": "de"}]}
+    assert extract(polars_frame, 16) == {
+        "rows": [{"age": 31, "country": "fr"}, {"age": 40, "country": "de"}]
+    }
     assert batch_size(polars_frame) == 2
 
 
@@ -101,8 +115,9 @@ def test_redaction_hook_and_fields_applied_to_emitted_events() -> None:
             row.pop("secret", None)
         return payload
 
-    transport = configure(transport="memory", flush_interval_s=0.01, redact=hook,
-                          redact_fields={"email": "hash"})
+    transport = configure(
+        transport="memory", flush_interval_s=0.01, redact=hook, redact_fields={"email": "hash"}
+    )
     assert isinstance(transport, MemoryTransport)
 
     @monitor(model="m")
@@ -123,8 +138,13 @@ def test_payload_size_cap_truncates_rows_then_summary() -> None:
     assert capped["truncated"] is True
     assert 0 < len(capped["rows"]) < 50
     assert len(dumps(capped)) <= 1_000
-    summary = {"summary": {"shape": [5, 500], "dtype": "float32",
-                           "features": {f"f{i}": {"mean": 1.0} for i in range(500)}}}
+    summary = {
+        "summary": {
+            "shape": [5, 500],
+            "dtype": "float32",
+            "features": {f"f{i}": {"mean": 1.0} for i in range(500)},
+        }
+    }
     capped = cap_size(summary, 200, dumps)
     assert capped == {"summary": {"shape": [5, 500], "dtype": "float32"}, "truncated": True}
 
