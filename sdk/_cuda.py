@@ -1,7 +1,7 @@
 """Device time of CUDA work, measured with events on the caller's current stream.
 
 The serving thread only records two events (asynchronous, no synchronisation); the worker
-waits for the end event and reads the elapsed time later (`_emitter._cuda_elapsed_ns`).
+waits for the end event and reads the elapsed time later (`_events._cuda_elapsed_ns`).
 """
 
 from __future__ import annotations

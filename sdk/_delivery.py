@@ -45,14 +45,14 @@ class Batch:
         self.handle: Any = None  # pending delivery of a pipelining transport
 
 
-class Delivery:
-    """One emitter's outbox, its sending and retrying, and its delivery counters."""
+class Outbox:
+    """One emitter's batches awaiting delivery: sending, retrying, and the delivery counters."""
 
     def __init__(self, config: SDKConfig, emitter_id: str, log: RateLimitedLog) -> None:
         self._config = config
         self._log = log
         self._header = b'{"schema_version":1,"emitter_id":"' + emitter_id.encode() + b'","events":['
-        self._outbox: deque[Batch] = deque()
+        self._batches: deque[Batch] = deque()
         self.events = 0  # events in the outbox
         self._in_flight: list[Batch] = []
         # While deliveries keep up, records wait in the emitter's queue rather than here.
@@ -70,7 +70,7 @@ class Delivery:
     @property
     def pending(self) -> bool:
         """True while some batch awaits delivery."""
-        return bool(self._outbox)
+        return bool(self._batches)
 
     def may_take(self) -> bool:
         """While deliveries keep up, records wait in the queue (its bound is the back-pressure)
@@ -80,12 +80,12 @@ class Delivery:
 
     def wait_s(self, timeout: float) -> float:
         """How long the worker may sleep, at most `timeout`, before there is sending to do."""
-        if self._outbox and self.retry_at > 0:
+        if self._batches and self.retry_at > 0:
             return min(timeout, max(0.001, self.retry_at - time.monotonic()))
         if (
-            self._outbox
+            self._batches
             and len(self._in_flight) < MAX_IN_FLIGHT
-            and len(self._in_flight) < len(self._outbox)
+            and len(self._in_flight) < len(self._batches)
         ):
             return 0.0  # batches are ready and a slot is free
         return timeout
@@ -103,7 +103,7 @@ class Delivery:
     def abandon(self, queued: int) -> None:
         """Shutdown ran out of time: what is buffered, and `queued` records, are lost."""
         left = queued + self.events
-        self._outbox.clear()
+        self._batches.clear()
         self._in_flight = []
         self.events = 0
         if left:
@@ -143,22 +143,22 @@ class Delivery:
             self.count_drop("buffer_full", count)
             self._log.warning("buffer", "inferloop SDK buffer full: dropping %d events", count)
             return
-        self._outbox.append(Batch(model, data, count, report))
+        self._batches.append(Batch(model, data, count, report))
         self.events += count
 
     # ------------------------------------------------------------------ sending
     def transport_unavailable(self, exc: BaseException) -> None:
         """The transport could not be created: retried like a failed send."""
-        if self._outbox:
-            self._on_failure(self._outbox[0], exc)
+        if self._batches:
+            self._on_failure(self._batches[0], exc)
 
     def send_each(self, transport: Transport, between_sends: Callable[[], None]) -> None:
         """Plain transports: `send()` returns once delivered, raises otherwise."""
-        outbox = self._outbox
-        while outbox:
+        batches = self._batches
+        while batches:
             if time.monotonic() < self.retry_at:
                 return
-            batch = outbox[0]
+            batch = batches[0]
             try:
                 transport.send(batch.data, key=batch.key)
             except Exception as exc:  # noqa: BLE001 - classified in _on_failure
@@ -177,7 +177,7 @@ class Delivery:
             return
         waiting = [
             batch
-            for batch in itertools.islice(self._outbox, 0, 2 * MAX_IN_FLIGHT)
+            for batch in itertools.islice(self._batches, 0, 2 * MAX_IN_FLIGHT)
             if batch.handle is None
         ]
         for batch in waiting:
@@ -263,10 +263,10 @@ class Delivery:
             )
 
     def _remove(self, batch: Batch) -> None:
-        if self._outbox and self._outbox[0] is batch:
-            self._outbox.popleft()
+        if self._batches and self._batches[0] is batch:
+            self._batches.popleft()
         else:
-            self._outbox.remove(batch)
+            self._batches.remove(batch)
         self.events -= batch.count
 
     def _give_up(self, batch: Batch, why: str) -> None:

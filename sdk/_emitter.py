@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _cuda
 from ._config import SDKConfig
-from ._delivery import Delivery
+from ._delivery import Outbox
 from ._events import EventBuilder
 from ._ids import new_emitter_id
 from ._log import RateLimitedLog
@@ -35,7 +35,7 @@ class Emitter:
         self.emitter_id = new_emitter_id()
         self._log = RateLimitedLog()
         self._builder = EventBuilder(config, self.emitter_id, self._log)
-        self._delivery = Delivery(config, self.emitter_id, self._log)
+        self._outbox = Outbox(config, self.emitter_id, self._log)
         # Hot-path attributes: read by `_monitor` wrappers on every call.
         self.prediction_prefix = self._builder.prediction_prefix
         self.queue: deque[Record] = deque()
@@ -68,7 +68,7 @@ class Emitter:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything enqueued before this call is sent (or given up). True if so."""
         if self._thread is None or not self._thread.is_alive():
-            return not self.queue and not self._delivery.pending
+            return not self.queue and not self._outbox.pending
         deadline = time.monotonic() + timeout
         with self._idle:
             self._flush_waiters += 1
@@ -111,28 +111,28 @@ class Emitter:
 
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict[str, Any]:
-        delivery = self._delivery
+        outbox = self._outbox
         queue_full = self.queue_full_drops()
-        dropped = dict(delivery.dropped)
+        dropped = dict(outbox.dropped)
         if queue_full:
             dropped["queue_full"] = queue_full
         depth = len(self.queue)
         return {
             "emitter_id": self.emitter_id,
             "enqueued": self._drained + depth,
-            "sent": delivery.sent,
+            "sent": outbox.sent,
             "dropped": dropped,
-            "failed": delivery.failed,
-            "retried": delivery.retried,
+            "failed": outbox.failed,
+            "retried": outbox.retried,
             "queue_depth": depth,
-            "buffered": delivery.events,
-            "batches": delivery.batches,
+            "buffered": outbox.events,
+            "batches": outbox.batches,
             "internal_errors": self._internal_errors + self._builder.internal_errors,
         }
 
     # ------------------------------------------------------------------ worker
     def _run(self) -> None:
-        delivery = self._delivery
+        outbox = self._outbox
         while True:
             try:
                 self._cycle()
@@ -142,34 +142,34 @@ class Emitter:
                 time.sleep(0.05)
             if self._stopping and (
                 self._abandon
-                or (not self.queue and not delivery.pending)
-                or delivery.retry_at > time.monotonic()
+                or (not self.queue and not outbox.pending)
+                or outbox.retry_at > time.monotonic()
             ):
                 break
         if self._abandon:
-            delivery.abandon(len(self.queue))
+            outbox.abandon(len(self.queue))
             self.queue.clear()
         self._close_transport()
 
     def _cycle(self) -> None:
         self.wake.clear()  # before looking at the state: a wake-up after this is never lost
-        delivery = self._delivery
+        outbox = self._outbox
         if time.monotonic() - self._cuda_checked > 1.0:
             self.cuda_active = _cuda.cuda_in_use()
             self._cuda_checked = time.monotonic()
-        if delivery.may_take():
+        if outbox.may_take():
             self._drain(limit=self.config.batch_size * 2)
         self._send_ready()
-        if not self.queue and not delivery.pending:
+        if not self.queue and not outbox.pending:
             with self._idle:
                 self._idle_generation += 1
                 self._idle.notify_all()
         if self._stopping:
             return
-        if len(self.queue) >= self.wake_at and delivery.may_take():
+        if len(self.queue) >= self.wake_at and outbox.may_take():
             return
         timeout = 0.002 if self._flush_waiters else self.config.flush_interval_s
-        self.wake.wait(delivery.wait_s(timeout))
+        self.wake.wait(outbox.wait_s(timeout))
 
     def _drain(self, limit: int) -> None:
         """Turn queued records into encoded events, handed to delivery one model at a time."""
@@ -187,7 +187,7 @@ class Emitter:
             try:
                 model, event = build(record)
             except Exception as exc:  # noqa: BLE001 - a bad record must not stop the others
-                self._delivery.count_drop("internal_error", 1)
+                self._outbox.count_drop("internal_error", 1)
                 self._internal_errors += 1
                 self._log.warning("build", "inferloop SDK could not build an event: %r", exc)
                 continue
@@ -199,15 +199,15 @@ class Emitter:
         self._drained += taken
         queue_full = self.queue_full_drops()
         if queue_full > self._queue_full_reported:
-            self._delivery.report_drop("queue_full", queue_full - self._queue_full_reported)
+            self._outbox.report_drop("queue_full", queue_full - self._queue_full_reported)
             self._queue_full_reported = queue_full
         for model, events in by_model.items():
-            self._delivery.add(model, events)
+            self._outbox.add(model, events)
 
     def _drain_if_due(self) -> None:
         """Between two sends: keep draining, so that serving threads never find a full queue
         just because the outbox is long."""
-        if len(self.queue) >= self.wake_at and self._delivery.may_take():
+        if len(self.queue) >= self.wake_at and self._outbox.may_take():
             self._drain(limit=self.config.batch_size * 2)
 
     def _send_ready(self) -> None:
@@ -215,16 +215,16 @@ class Emitter:
             try:
                 transport = self._transport_factory()
             except Exception as exc:  # noqa: BLE001 - retried like a failed send
-                self._delivery.transport_unavailable(exc)
+                self._outbox.transport_unavailable(exc)
                 return
             self._transport = transport
             # Its capabilities are fixed: looked up once, not per batch.
             if isinstance(transport, PipeliningTransport):
                 self._pipelining = transport
         if self._pipelining is not None:
-            self._delivery.send_pipelined(self._pipelining, self.wake.set)
+            self._outbox.send_pipelined(self._pipelining, self.wake.set)
         else:
-            self._delivery.send_each(self._transport, self._drain_if_due)
+            self._outbox.send_each(self._transport, self._drain_if_due)
 
     def _close_transport(self) -> None:
         transport = self._transport

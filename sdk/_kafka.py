@@ -44,7 +44,7 @@ _PERMANENT_ERRORS = frozenset(
 
 
 class Delivery:
-    """The pending ack of one batch: `done`, then `error` (None when delivered)."""
+    """The pending ack of one batch (a `PendingDelivery`): `done`, then `error`."""
 
     __slots__ = ("_future",)
 
@@ -77,7 +77,10 @@ class Delivery:
 
 
 class KafkaTransport:
-    """Produces each batch as one message, key = model (per-model ordering), to one topic."""
+    """Produces each batch as one message, key = model (per-model ordering), to one topic.
+
+    A `PipeliningTransport`: the emitter keeps several batches awaiting acks with `submit`.
+    """
 
     def __init__(
         self,
