@@ -23,7 +23,6 @@ from inferloop.signals import stop_event_on_signals, wait_until_set
 from .flags import add_setting_flags
 
 
-
 def _settings(args: argparse.Namespace):
     """The settings of this invocation: environment, then flags; validated (production too)."""
     from .flags import settings_from_args
@@ -42,7 +41,9 @@ def cmd_db(args: argparse.Namespace) -> int:
     if args.db_action in ("upgrade", "downgrade"):
         move = migrate.upgrade if args.db_action == "upgrade" else migrate.downgrade
         move(url, args.revision)
-        print(f"database at {_display_url(url)} is at revision {migrate.current(url) or 'base (empty)'}")
+        print(
+            f"database at {_display_url(url)} is at revision {migrate.current(url) or 'base (empty)'}"
+        )
     else:
         print(migrate.current(url) or "empty (no migrations applied)")
     return 0
@@ -62,7 +63,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     return main_demo(
-        settings, requests=args.requests, keep_serving=not args.exit, stop_event=stop_event_on_signals()
+        settings,
+        requests=args.requests,
+        keep_serving=not args.exit,
+        stop_event=stop_event_on_signals(),
     )
 
 
@@ -109,7 +113,9 @@ def cmd_reference(args: argparse.Namespace) -> int:
     reference_id = register_reference(
         engine, settings.data_dir, args.model, args.file, version=args.version, name=args.name
     )
-    scope = f"{args.model} version {args.version}" if args.version else f"every version of {args.model}"
+    scope = (
+        f"{args.model} version {args.version}" if args.version else f"every version of {args.model}"
+    )
     print(f"reference {reference_id} pinned for {scope} from {args.file}")
     return 0
 
@@ -184,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(handler=cmd_up)
 
     demo = commands.add_parser(
-        "demo", help="the whole loop on one machine: platform, monitored model, bad release, findings"
+        "demo",
+        help="the whole loop on one machine: platform, monitored model, bad release, findings",
     )
     add_setting_flags(demo, "data_dir", *SERVER_SETTINGS)
     demo.add_argument("--requests", type=int, default=1500, help="requests per model version")
@@ -201,11 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub = db_actions.add_parser(action, help=help_text)
         add_setting_flags(sub, *STORE_SETTINGS)
         if action != "current":
-            sub.add_argument("revision", nargs="?", default="head" if action == "upgrade" else "base")
+            sub.add_argument(
+                "revision", nargs="?", default="head" if action == "upgrade" else "base"
+            )
     db.set_defaults(handler=cmd_db)
 
     collector = commands.add_parser(
-        "collector", help="consume events from Kafka into the store (one member of a consumer group)"
+        "collector",
+        help="consume events from Kafka into the store (one member of a consumer group)",
     )
     add_setting_flags(collector, *STORE_SETTINGS, *KAFKA_SETTINGS, "kafka_group_id", "collector.*")
     collector.set_defaults(handler=cmd_collector)

@@ -38,7 +38,9 @@ def _get(url: str) -> object:
         return json.loads(response.read())
 
 
-def _serve(version: str, service, world, plan: DemoPlan, rng: random.Random) -> list[tuple[str, int]]:
+def _serve(
+    version: str, service, world, plan: DemoPlan, rng: random.Random
+) -> list[tuple[str, int]]:
     """Send one version's traffic through `@monitor`; return (prediction id, true label)."""
     from inferloop.sdk import last_prediction_id, monitor
 
@@ -55,7 +57,9 @@ def _serve(version: str, service, world, plan: DemoPlan, rng: random.Random) -> 
             errors += 1
         labels.append((last_prediction_id(), true_fraud(request, world, rng)))
         if (i + 1) % 500 == 0:
-            _say(f"    version {version}: {i + 1}/{plan.requests_per_version} requests ({errors} failed)")
+            _say(
+                f"    version {version}: {i + 1}/{plan.requests_per_version} requests ({errors} failed)"
+            )
     return labels
 
 
@@ -72,7 +76,9 @@ def _print_latency(base_url: str) -> None:
     _say(f"\n  Delivery (GET /v1/models/fraud/completeness): {json.dumps(completeness)}")
 
 
-def _analyse(settings: Settings, engine, base_url: str, training_rows: list[dict], started_ns: int) -> None:
+def _analyse(
+    settings: Settings, engine, base_url: str, training_rows: list[dict], started_ns: int
+) -> None:
     """Pin the training data as drift reference, analyse, and compare the two versions."""
     import polars as pl
 
@@ -83,7 +89,9 @@ def _analyse(settings: Settings, engine, base_url: str, training_rows: list[dict
         register_reference,
     )
 
-    register_reference(engine, settings.data_dir, MODEL, pl.DataFrame(training_rows), name="training data")
+    register_reference(
+        engine, settings.data_dir, MODEL, pl.DataFrame(training_rows), name="training data"
+    )
     # The demo compresses days into seconds: one short window, no waiting for a second
     # window to confirm what the first one found.
     config = AnalyzerConfig(window_s=300, confirm_runs=1, confirm_after_s=0)
@@ -91,8 +99,12 @@ def _analyse(settings: Settings, engine, base_url: str, training_rows: list[dict
     findings = _get(f"{base_url}/v1/findings?model={MODEL}")
     _say(f"\n  Findings ({len(findings)}; GET {base_url}/v1/findings):")
     for finding in findings:
-        report = f"\n      report: {base_url}{finding['report_url']}" if finding["report_url"] else ""
-        _say(f"    [{finding['severity']:<8}] v{finding['version']} {finding['kind']}: {finding['title']}{report}")
+        report = (
+            f"\n      report: {base_url}{finding['report_url']}" if finding["report_url"] else ""
+        )
+        _say(
+            f"    [{finding['severity']:<8}] v{finding['version']} {finding['kind']}: {finding['title']}{report}"
+        )
 
     verdict = compare_stored_versions(
         engine, MODEL, live="1", candidate="2", start_ns=started_ns, end_ns=time.time_ns()
@@ -106,7 +118,9 @@ def _analyse(settings: Settings, engine, base_url: str, training_rows: list[dict
         )
 
 
-def run_demo(settings: Settings, *, plan: DemoPlan, stop_event: threading.Event, keep_serving: bool) -> int:
+def run_demo(
+    settings: Settings, *, plan: DemoPlan, stop_event: threading.Event, keep_serving: bool
+) -> int:
     from inferloop import sdk
     from inferloop.app.embedded import EmbeddedServer, build_platform
 
@@ -154,10 +168,15 @@ def run_demo(settings: Settings, *, plan: DemoPlan, stop_event: threading.Event,
     return 0
 
 
-def main_demo(settings: Settings, *, requests: int, keep_serving: bool, stop_event: threading.Event) -> int:
+def main_demo(
+    settings: Settings, *, requests: int, keep_serving: bool, stop_event: threading.Event
+) -> int:
     started = time.monotonic()
     code = run_demo(
-        settings, plan=DemoPlan(requests_per_version=requests), stop_event=stop_event, keep_serving=keep_serving
+        settings,
+        plan=DemoPlan(requests_per_version=requests),
+        stop_event=stop_event,
+        keep_serving=keep_serving,
     )
     print(f"demo finished in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return code

@@ -25,7 +25,9 @@ class EmbeddedServer:
 
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="inferloop-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, name="inferloop-server", daemon=True
+        )
 
     def start(self, timeout: float = 30.0) -> None:
         """Start serving and return once the socket is bound and the app's lifespan has run."""
@@ -33,7 +35,9 @@ class EmbeddedServer:
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive():
-                raise RuntimeError("the server stopped while starting (is the port already in use?)")
+                raise RuntimeError(
+                    "the server stopped while starting (is the port already in use?)"
+                )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the server did not start within {timeout:.0f} s")
             time.sleep(0.02)

@@ -51,7 +51,9 @@ def add_setting_flags(
             names = ["--" + dotted.rsplit(".", 1)[-1].replace("_", "-")]
             if dotted in aliases:
                 names.append(aliases[dotted])
-            parser.add_argument(*names, dest=_DEST_PREFIX + dotted, **_argument_options(dotted, field))
+            parser.add_argument(
+                *names, dest=_DEST_PREFIX + dotted, **_argument_options(dotted, field)
+            )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

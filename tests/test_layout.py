@@ -129,9 +129,7 @@ def test_the_analyzer_statistics_do_no_io() -> None:
 def _component_folders() -> list[str]:
     """Top-level folders holding a Python package (tests and benchmarks are not shipped)."""
     return sorted(
-        p.parent.name
-        for p in ROOT.glob("*/__init__.py")
-        if p.parent.name not in {"tests", "bench"}
+        p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name not in {"tests", "bench"}
     )
 
 
@@ -141,7 +139,9 @@ def test_every_component_folder_is_packaged_and_in_the_docker_image() -> None:
     copied = set(re.findall(r"^COPY (\S+) \1\s*$", dockerfile, re.MULTILINE))
     for folder in _component_folders():
         assert folder in packaged, f"{folder}/ is missing from pyproject.toml's package-dir"
-        assert folder in copied, f"{folder}/ is missing from the Dockerfile (COPY {folder} {folder})"
+        assert folder in copied, (
+            f"{folder}/ is missing from the Dockerfile (COPY {folder} {folder})"
+        )
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
     assert listed == set(PACKAGE_DIRS), "packages and package-dir list different packages"
 

@@ -16,9 +16,23 @@ pytestmark = pytest.mark.slow
 def test_demo_catches_the_bad_release_and_loses_no_event(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFERLOOP_")}
     result = subprocess.run(
-        [sys.executable, "-m", "inferloop.app", "demo", "--exit", "--port", "0",
-         "--requests", "400", "--data-dir", str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "inferloop.app",
+            "demo",
+            "--exit",
+            "--port",
+            "0",
+            "--requests",
+            "400",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
