@@ -50,7 +50,7 @@ from ._quality import (
     regression_metrics,
     roc_auc,
 )
-from ._references import read_table, register_reference
+from ._references import ReferenceDataError, read_table, register_reference
 from ._reports import render_drift_report, store_drift_report
 from ._samples import ColumnKind, ColumnSample
 from ._stattests import (
@@ -91,6 +91,7 @@ __all__ = [
     "PerfWindow",
     "PerformanceCheck",
     "QualityOptions",
+    "ReferenceDataError",
     "ReferenceProfile",
     "StatTest",
     "TestResult",

@@ -19,15 +19,22 @@ from ._profile import infer_kinds, to_polars
 from ._samples import ColumnKind
 
 
+class ReferenceDataError(ValueError):
+    """The reference data itself is unusable (format, empty, columns): the user's to fix."""
+
+
 def read_table(source: str | Path) -> pl.DataFrame:
     """A Parquet or CSV file (by extension) as a frame."""
     path = Path(source)
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pl.read_parquet(path)
-    if suffix in (".csv", ".txt"):
-        return pl.read_csv(path, infer_schema_length=10_000)
-    raise ValueError(f"unsupported reference file {path.name!r}: use .parquet or .csv")
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pl.read_parquet(path)
+        if suffix in (".csv", ".txt"):
+            return pl.read_csv(path, infer_schema_length=10_000)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise ReferenceDataError(f"cannot read {path.name!r}: {error}") from error
+    raise ReferenceDataError(f"unsupported reference file {path.name!r}: use .parquet or .csv")
 
 
 def register_reference(
@@ -46,11 +53,11 @@ def register_reference(
     stop being active. Returns the reference id."""
     frame = read_table(source) if isinstance(source, str | Path) else to_polars(source)
     if frame.is_empty():
-        raise ValueError("a reference dataset needs rows")
+        raise ReferenceDataError("a reference dataset needs rows")
     column_kinds = {c: ColumnKind(k).value for c, k in (kinds or infer_kinds(frame)).items()}
     unknown = set(column_kinds) - set(frame.columns)
     if unknown:
-        raise ValueError(f"kinds given for columns not in the data: {sorted(unknown)}")
+        raise ReferenceDataError(f"kinds given for columns not in the data: {sorted(unknown)}")
     now_ns = time.time_ns() if now_ns is None else now_ns
     folder = Path(data_dir) / "references"
     folder.mkdir(parents=True, exist_ok=True)

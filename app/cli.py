@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from inferloop import __version__
 from inferloop.signals import stop_event_on_signals, wait_until_set
+from inferloop.store.vocabulary import ACTIVE_STATUSES, FindingStatus
 
 from .flags import add_setting_flags
 
@@ -102,7 +103,7 @@ def cmd_analyzer(args: argparse.Namespace) -> int:
 
 def cmd_reference(args: argparse.Namespace) -> int:
     """Pin a Parquet/CSV dataset as the drift reference of a model (or one version)."""
-    from inferloop.analyzer import register_reference
+    from inferloop.analyzer import ReferenceDataError, register_reference
     from inferloop.store.base import create_engine_for
 
     settings = _settings(args)
@@ -110,9 +111,13 @@ def cmd_reference(args: argparse.Namespace) -> int:
         print(f"inferloop: no such file: {args.file}", file=sys.stderr)
         return 2
     engine = create_engine_for(settings.resolved_database_url())
-    reference_id = register_reference(
-        engine, settings.data_dir, args.model, args.file, version=args.version, name=args.name
-    )
+    try:
+        reference_id = register_reference(
+            engine, settings.data_dir, args.model, args.file, version=args.version, name=args.name
+        )
+    except ReferenceDataError as error:  # the user's file, not a bug: no traceback
+        print(f"inferloop: {args.file}: {error}", file=sys.stderr)
+        return 2
     scope = (
         f"{args.model} version {args.version}" if args.version else f"every version of {args.model}"
     )
@@ -121,16 +126,17 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def cmd_findings(args: argparse.Namespace) -> int:
-    """Print the open and pending findings, newest last."""
-    from inferloop.analyzer import list_findings
+    """Print the findings in the chosen statuses (default: open and pending), newest last."""
+    from inferloop.store import list_findings
     from inferloop.store.base import create_engine_for
 
     settings = _settings(args)
     engine = create_engine_for(settings.resolved_database_url())
+    statuses = args.status or list(ACTIVE_STATUSES)
     with engine.connect() as connection:
-        findings = list_findings(connection, model=args.model)
+        findings = list_findings(connection, model=args.model, statuses=statuses)
     if not findings:
-        print("no open findings")
+        print(f"no {' or '.join(statuses)} findings")
     for finding in findings:
         print(
             f"#{finding.id} [{finding.status}/{finding.severity}] {finding.model} "
@@ -242,6 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     findings = commands.add_parser("findings", help="list open and pending findings")
     add_setting_flags(findings, *STORE_SETTINGS)
     findings.add_argument("--model", help="only this model")
+    findings.add_argument(
+        "--status",
+        action="extend",
+        nargs="+",
+        choices=[str(status) for status in FindingStatus],
+        help="only findings in these statuses (default: open pending)",
+    )
+    findings.set_defaults(status=None)
     findings.set_defaults(handler=cmd_findings)
 
     dev = commands.add_parser("dev", help="local Kafka and PostgreSQL for development and tests")

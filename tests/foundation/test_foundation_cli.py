@@ -62,3 +62,27 @@ def test_up_migrates_sqlite_serves_on_the_printed_url_and_stops_on_signal(
         finally:
             process.send_signal(stop_signal)
             assert process.wait(timeout=30) == 0
+
+
+def test_an_unreadable_reference_file_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, capsys
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    notes = tmp_path / "notes.json"
+    notes.write_text("{}")
+    assert main(["reference", "fraud", str(notes), "--database-url", url]) == 2
+    err = capsys.readouterr().err
+    assert "unsupported reference file 'notes.json'" in err
+    assert "Traceback" not in err
+
+
+def test_findings_lists_the_statuses_asked_for(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    capsys.readouterr()
+    assert main(["findings", "--database-url", url, "--status", "resolved", "dismissed"]) == 0
+    assert capsys.readouterr().out.strip() == "no resolved or dismissed findings"
+    with pytest.raises(SystemExit):
+        main(["findings", "--database-url", url, "--status", "closed"])
+    assert "invalid choice: 'closed'" in capsys.readouterr().err
