@@ -35,8 +35,6 @@ from inferloop.collector.consumer import crc_checks_are_cheap
 from inferloop.settings import Settings
 from inferloop.store import create_engine_for, upgrade
 
-MINUTE_NS = 60_000_000_000
-
 
 def _event_id(time_ns: int) -> str:
     # Time-ordered like the SDK's UUIDv7-layout ids (index locality matters to the store).
@@ -158,7 +156,9 @@ def collector_rate(settings: Settings, total_events: int, timeout_s: float) -> d
                 first_cpu = time.process_time()
             time.sleep(0.01)
         if first_at is None:  # everything landed before the first look: nothing to time
-            raise SystemExit(f"all {total_events} events were stored in one batch: use a larger --events")
+            raise SystemExit(
+                f"all {total_events} events were stored in one batch: use a larger --events"
+            )
         done_at = time.perf_counter()
         cpu = time.process_time() - first_cpu
     finally:

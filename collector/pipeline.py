@@ -104,8 +104,16 @@ def _is_data_error(error: BaseException) -> bool:
     return bool(names & {"DataError", "IntegrityError"})
 
 
+_UNDEFINED_TABLE = "42P01"
+"""PostgreSQL's SQLSTATE for a missing table (SQLite reports it as an OperationalError)."""
+
+
 def _is_unavailable(error: BaseException) -> bool:
+    """True when the store cannot take writes now: unreachable, busy, or not yet migrated."""
     if isinstance(error, sa.exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    original = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+    if getattr(original, "sqlstate", None) == _UNDEFINED_TABLE:
         return True
     return bool(_database_error_kinds(error) & {"OperationalError", "InterfaceError"})
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-MINUTE_NS = 60_000_000_000
+from inferloop.store.grains import MINUTE_NS
 
 
 class EventFactory:

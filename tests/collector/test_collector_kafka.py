@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from ingest_events import EventFactory
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
+from waiting import wait_for
 
 from inferloop.collector import run_collector
 from inferloop.settings import Settings
@@ -106,15 +107,6 @@ def _stored_counts(engine) -> tuple[int, int, int]:
     return rows, distinct, rolled_up
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _assert_exactly_once(engine, ids: list[str]) -> None:
     rows, distinct, rolled_up = _stored_counts(engine)
     assert (rows, distinct, rolled_up) == (len(ids), len(ids), len(ids))
@@ -130,26 +122,24 @@ def _assert_exactly_once(engine, ids: list[str]) -> None:
 
 @pytest.mark.slow
 def test_kill_9_mid_stream_then_restart_stores_every_event_exactly_once(
-    database_url, kafka_bootstrap, make_topic, spawn_collector
+    database_url, migrated_engine, kafka_bootstrap, make_topic, spawn_collector
 ):
-    upgrade(database_url)
-    engine = create_engine_for(database_url)
+    engine = migrated_engine
     topic = make_topic(partitions=3)
     settings = _settings(database_url, kafka_bootstrap, topic, f"group-{topic}")
     payloads, ids = _make_batches(["a", "b", "c"], batches_per_model=100, events_per_batch=40)
     _produce_batches(kafka_bootstrap, topic, payloads)
 
     first = spawn_collector(settings, max_poll_records=3)
-    _wait_for(lambda: _stored_counts(engine)[0] >= len(ids) // 5, 120, "the first fifth stored")
+    wait_for(lambda: _stored_counts(engine)[0] >= len(ids) // 5, 120, "the first fifth stored")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     assert _stored_counts(engine)[0] < len(ids), "killed too late to be mid-stream"
 
     spawn_collector(settings, max_poll_records=3)
-    _wait_for(lambda: _stored_counts(engine)[0] >= len(ids), 180, "every event stored")
+    wait_for(lambda: _stored_counts(engine)[0] >= len(ids), 180, "every event stored")
     time.sleep(1.0)  # a late duplicate would show up now
     _assert_exactly_once(engine, ids)
-    engine.dispose()
 
 
 def _group_assignment(bootstrap: str, group: str) -> list[set[int]]:
@@ -172,16 +162,15 @@ def _group_assignment(bootstrap: str, group: str) -> list[set[int]]:
 
 @pytest.mark.slow
 def test_two_collectors_split_partitions_and_survivor_takes_over_after_kill(
-    database_url, kafka_bootstrap, make_topic, spawn_collector
+    database_url, migrated_engine, kafka_bootstrap, make_topic, spawn_collector
 ):
-    upgrade(database_url)
-    engine = create_engine_for(database_url)
+    engine = migrated_engine
     topic = make_topic(partitions=4)
     group = f"group-{topic}"
     settings = _settings(database_url, kafka_bootstrap, topic, group)
     victim = spawn_collector(settings)
     survivor = spawn_collector(settings)
-    _wait_for(
+    wait_for(
         lambda: sorted(len(a) for a in _group_assignment(kafka_bootstrap, group)) == [2, 2],
         90,
         "two members with two partitions each",
@@ -194,21 +183,20 @@ def test_two_collectors_split_partitions_and_survivor_takes_over_after_kill(
         target=_produce_batches, args=(kafka_bootstrap, topic, payloads), daemon=True
     )
     producing.start()
-    _wait_for(lambda: _stored_counts(engine)[0] >= len(ids) // 10, 120, "ingest under way")
+    wait_for(lambda: _stored_counts(engine)[0] >= len(ids) // 10, 120, "ingest under way")
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     producing.join(timeout=120)
 
-    _wait_for(
+    wait_for(
         lambda: [len(a) for a in _group_assignment(kafka_bootstrap, group)] == [4],
         90,
         "the survivor owning all four partitions",
     )
-    _wait_for(lambda: _stored_counts(engine)[0] >= len(ids), 180, "every event stored")
+    wait_for(lambda: _stored_counts(engine)[0] >= len(ids), 180, "every event stored")
     time.sleep(1.0)
     assert survivor.poll() is None
     _assert_exactly_once(engine, ids)
-    engine.dispose()
 
 
 def _read_topic(bootstrap: str, topic: str, expected: int) -> list:
@@ -229,10 +217,9 @@ def _read_topic(bootstrap: str, topic: str, expected: int) -> list:
 
 
 def test_malformed_messages_become_dead_letters_and_valid_ones_around_them_are_stored(
-    database_url, kafka_bootstrap, make_topic
+    database_url, migrated_engine, kafka_bootstrap, make_topic
 ):
-    upgrade(database_url)
-    engine = create_engine_for(database_url)
+    engine = migrated_engine
     topic = make_topic(partitions=1)
     settings = _settings(database_url, kafka_bootstrap, topic, f"group-{topic}")
     factory = EventFactory()
@@ -270,14 +257,14 @@ def test_malformed_messages_become_dead_letters_and_valid_ones_around_them_are_s
     )
     worker.start()
     try:
-        _wait_for(
+        wait_for(
             lambda: (
                 _stored_counts(engine)[0] >= len(valid_ids) and _count_dead_letters(engine) >= 5
             ),
             60,
             "valid events stored and malformed ones dead-lettered",
         )
-        _wait_for(
+        wait_for(
             lambda: 'inferloop_collector_lag{partition="0"' in _scrape(metrics_port),
             30,
             "the lag gauge",
@@ -315,7 +302,6 @@ def test_malformed_messages_become_dead_letters_and_valid_ones_around_them_are_s
     reasons = [dict(r.headers)["inferloop.reason"].decode() for r in dead_topic]
     assert len(dead_topic) == 5
     assert any("UTF-8" in reason for reason in reasons)
-    engine.dispose()
 
 
 def _free_port() -> int:
@@ -344,10 +330,10 @@ def test_collector_started_before_the_schema_waits_and_loses_nothing(
     worker = threading.Thread(target=run_collector, args=(settings,), kwargs={"stop_event": stop})
     worker.start()
     try:
-        _wait_for(lambda: "storing a batch failed" in caplog.text, 60, "a failed attempt to store")
+        wait_for(lambda: "storing a batch failed" in caplog.text, 60, "a failed attempt to store")
         upgrade(database_url)
         engine = create_engine_for(database_url)
-        _wait_for(lambda: _stored_counts(engine)[0] >= len(ids), 60, "every event stored")
+        wait_for(lambda: _stored_counts(engine)[0] >= len(ids), 60, "every event stored")
     finally:
         stop.set()
         worker.join(timeout=30)
