@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from analyzer_streams import HOUR_NS, NS, Stream, ingest
 
 from inferloop.analyzer import AnalyzerConfig, AnalyzerWorker, features_frame, list_findings
@@ -66,7 +65,6 @@ def test_nested_objects_and_flags_do_not_become_vectors():
     )
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_embedding_drift_is_a_finding_and_its_components_are_not_reported_one_by_one(
     migrated_engine, tmp_path
 ):

@@ -21,13 +21,6 @@ from inferloop.analyzer import (
 )
 from inferloop.settings import Settings
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore::RuntimeWarning"),
-]
-
 T0 = 1_800_000_000 * NS
 
 

@@ -7,19 +7,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from analyzer_streams import HOUR_NS, NS, Stream, ingest
 
 from inferloop.analyzer import AnalyzerConfig, AnalyzerWorker, finding_report_path, list_findings
 from inferloop.settings import Settings
-
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-    pytest.mark.filterwarnings("ignore::RuntimeWarning"),
-]
 
 T0 = 1_800_000_000 * NS  # a fixed, minute-aligned "now" for the first run
 # hour-long windows; the confirming run comes one interval later (61 s)

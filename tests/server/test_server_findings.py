@@ -16,7 +16,6 @@ from inferloop.server import create_app
 from inferloop.settings import Settings
 
 # Evidently's report rendering
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
