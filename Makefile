@@ -27,7 +27,7 @@ test: $(STAMP)
 
 ## test-fast: the inner loop, under a minute: no Kafka, nothing marked slow (PostgreSQL still real)
 test-fast: $(STAMP)
-	@INFERLOOP_TEST_SERVICES=postgres bash deploy/run-tests.sh -q -m "not kafka and not slow"
+	@INFERLOOP_TEST_SERVICES=postgres bash deploy/run-tests.sh -q -n 2 -m "not kafka and not slow"
 
 services: $(STAMP)
 	@bash $(SERVICES) start all

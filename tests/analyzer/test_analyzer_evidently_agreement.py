@@ -9,6 +9,9 @@ from analyzer_evidently_oracle import evidently_drift
 
 from inferloop.analyzer import DriftOptions, ReferenceProfile, compute_drift, registered_stattests
 
+# Runs Evidently itself as the oracle (~30 s in all): in `make test`, not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 NUMERICAL = ["num_same", "num_shift", "num_four", "num_two", "num_wide_tail"]
 CATEGORICAL = ["cat_same", "cat_shift", "bin_same", "bin_shift", "cat_new_value"]
 # Evidently names the method by display name when it chose it, by name when it was given.

@@ -66,6 +66,7 @@ def test_reference_upload_refuses_unknown_files_and_empty_data(migrated_engine, 
         register_reference(migrated_engine, tmp_path, "m", pl.DataFrame({"a": []}))
 
 
+@pytest.mark.slow
 def test_pinned_reference_drives_drift_and_the_finding_gets_an_evidently_report(
     migrated_engine, tmp_path
 ):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from analyzer_streams import HOUR_NS, NS, Stream, ingest
 
@@ -42,6 +43,7 @@ def _active(engine, model=None, statuses=("pending", "open")):
         return list_findings(connection, model=model, statuses=statuses)
 
 
+@pytest.mark.slow
 def test_injected_problems_become_findings_that_resolve_when_cleared(migrated_engine, tmp_path):
     stream = Stream("fraud", seed=1)
     stable = {}
@@ -86,6 +88,7 @@ def test_injected_problems_become_findings_that_resolve_when_cleared(migrated_en
     assert {f.id for f in resolved} == {f.id for f in opened}
 
 
+@pytest.mark.slow
 def test_stable_streams_raise_no_findings_and_workers_share_the_models(migrated_engine, tmp_path):
     models = [f"model-{i}" for i in range(4)]
     for i, model in enumerate(models):

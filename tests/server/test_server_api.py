@@ -176,6 +176,7 @@ def test_body_over_the_limit_is_refused_with_413_even_when_streamed(tmp_path):
         assert (declared.status_code, streamed.status_code) == (413, 413)
 
 
+@pytest.mark.slow
 def test_concurrent_posts_from_many_emitters_are_all_stored(base_url):
     from concurrent.futures import ThreadPoolExecutor
 
