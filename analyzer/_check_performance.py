@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from inferloop.store.grains import MINUTE_S, ceil_to_minute_s
+from inferloop.grains import MINUTE_S, ceil_to_minute_s
 from inferloop.store.rollups import minute_series
 from inferloop.store.vocabulary import CheckScope
 

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from inferloop.grains import MINUTE_NS, MINUTE_S
+
 from ._profile import to_polars
 
 NS_PER_MS = 1_000_000
@@ -74,11 +76,11 @@ class PerfWindow:
         starts = frame["start_time_ns"].to_numpy() if len(frame) else np.zeros(0, dtype=np.int64)
         minutes = None
         if start_ns is not None and duration_s:
-            slots = max(int(duration_s // 60), 1)
-            index = np.clip((starts - start_ns) // (60 * 10**9), 0, slots - 1).astype(np.int64)
+            slots = max(int(duration_s // MINUTE_S), 1)
+            index = np.clip((starts - start_ns) // MINUTE_NS, 0, slots - 1).astype(np.int64)
             minutes = np.bincount(index, minlength=slots).astype(float)
         elif len(starts):
-            minute = starts // (60 * 10**9)
+            minute = starts // MINUTE_NS
             minutes = np.bincount(minute - minute.min()).astype(float)
             if duration_s is None:
                 duration_s = max(float(starts.max() - starts.min()) / 1e9, 1.0)

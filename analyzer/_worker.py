@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from inferloop.grains import floor_to_minute_s
 from inferloop.settings import Settings
 from inferloop.store.events_read import active_models, active_versions
-from inferloop.store.grains import floor_to_minute_s
 from inferloop.store.leases import claim_model, finish_model
 
 from ._checks import NS

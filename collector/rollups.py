@@ -16,7 +16,7 @@ from operator import itemgetter
 
 import numpy as np
 
-from inferloop.store.grains import MINUTE_NS, MINUTE_S
+from inferloop.grains import MINUTE_NS, MINUTE_S
 from inferloop.store.sketch import bucket_indexes
 
 from .contract import EVENT_COLUMNS, LabelEvent

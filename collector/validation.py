@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-from inferloop.store.grains import minute_of_ns
+from inferloop.grains import minute_of_ns
 
 from .contract import MAX_PAYLOAD_BYTES, AnyEvent, Batch, EmitterId, InferenceEvent, LabelEvent
 from .rejection import Rejection, RejectionCode

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
+from inferloop.grains import ceil_to_minute_s, floor_to_minute_s
 from inferloop.store.completeness import completeness
-from inferloop.store.grains import ceil_to_minute_s, floor_to_minute_s
 from inferloop.store.rollups import latency_summary, minute_series
 
 from .deps import ApiKeyDep, EngineDep

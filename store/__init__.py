@@ -1,8 +1,7 @@
 """The store: SQLAlchemy tables, migrations, and every query that two components share.
 
 One module per job: the tables (`tables`, `analysis`), the shared vocabulary of the
-findings table (`vocabulary`), time grains (`grains`), the dialect-aware insert
-(`dialect`), and the queries, by table: rollups, completeness, analysis reads of
+findings table (`vocabulary`), the dialect-aware insert (`dialect`), and the queries, by table: rollups, completeness, analysis reads of
 events, findings, references, leases, dead letters; retention prunes raw events.
 """
 
@@ -27,7 +26,6 @@ from .findings import (
     set_report_path,
     update_finding,
 )
-from .grains import MINUTE_NS, MINUTE_S, ceil_to_minute_s, floor_to_minute_s, minute_of_ns
 from .leases import claim_model, finish_model
 from .metadata import metadata
 from .migrate import current, downgrade, upgrade
@@ -48,8 +46,6 @@ from .vocabulary import (
 __all__ = [
     "ACTIVE_STATUSES",
     "EVENT_COLUMNS",
-    "MINUTE_NS",
-    "MINUTE_S",
     "SCOPE_OF_KIND",
     "AnalyzerLease",
     "Base",
@@ -75,7 +71,6 @@ __all__ = [
     "active_versions",
     "bucket_counts",
     "bucket_indexes",
-    "ceil_to_minute_s",
     "claim_model",
     "completeness",
     "create_engine_for",
@@ -85,14 +80,12 @@ __all__ = [
     "finding_report_path",
     "finish_model",
     "first_events",
-    "floor_to_minute_s",
     "insert_finding",
     "labelled_outputs",
     "latency_summary",
     "list_findings",
     "merge_into",
     "metadata",
-    "minute_of_ns",
     "minute_series",
     "pin_reference",
     "prune_raw_events",

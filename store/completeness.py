@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from .grains import minute_of_ns
+from inferloop.grains import minute_of_ns
+
 from .tables import DeliveryRange, Label, MinuteRollup, SdkDrops
 
 

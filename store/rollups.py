@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from .grains import MINUTE_S
+from inferloop.grains import MINUTE_S
+
 from .sketch import merge_into, quantiles
 from .tables import MinuteRollup
 

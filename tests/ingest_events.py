@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from inferloop.store.grains import MINUTE_NS
+from inferloop.grains import MINUTE_NS
 
 
 class EventFactory:

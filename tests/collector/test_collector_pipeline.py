@@ -9,8 +9,8 @@ from ingest_events import MINUTE_NS, EventFactory
 from sqlalchemy.orm import Session
 
 from inferloop.collector import IngestPipeline, InputMessage, RejectionCode, StoreUnavailable
+from inferloop.grains import minute_of_ns
 from inferloop.store import Event, Label, completeness, create_engine_for
-from inferloop.store.grains import minute_of_ns
 
 
 def _count(engine, table: str) -> int:

@@ -1,7 +1,9 @@
-"""Time grains of the store: rollups, drop counts and delivery ranges are kept per minute.
+"""Time grains: rollups, drop counts and delivery ranges are kept per minute.
 
 One definition of "the minute an event belongs to", so that the collector that
-writes a rollup and the routes and workers that read it always agree.
+writes a rollup, the routes and workers that read it, and the analyzer's
+per-minute statistics always agree. It lives on the bottom floor because the
+analyzer's pure statistics need it too and must not import the store.
 """
 
 from __future__ import annotations
