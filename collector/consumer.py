@@ -28,7 +28,6 @@ from .rejection import Rejection
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_POLL_RECORDS = 200
 MAX_DEAD_LETTER_TOPIC_BYTES = 512 * 1024
 """Raw bytes republished per dead letter (brokers refuse ~1 MB+ messages by default)."""
 REPORT_INTERVAL_S = 10.0
@@ -125,16 +124,12 @@ def run_collector(
     *,
     stop_event: threading.Event | None = None,
     metrics: IngestMetrics | None = None,
-    max_poll_records: int = DEFAULT_MAX_POLL_RECORDS,
-    client_id: str | None = None,
-    session_timeout_ms: int = 10_000,
-    check_crcs: bool | None = None,
-    metrics_port: int | None = None,
 ) -> None:
     """Consume ``settings.kafka_topic`` as a member of ``settings.kafka_group_id`` until stopped.
 
     Blocks. Returns once ``stop_event`` is set (the caller sets it from its
-    SIGTERM/SIGINT handler). The schema must already be migrated.
+    SIGTERM/SIGINT handler). The schema must already be migrated. Tuning comes
+    from ``settings.collector`` (``INFERLOOP_COLLECTOR__*``):
 
     ``check_crcs``: verify Kafka record checksums on the consumer. Default: only
     when the C ``crc32c`` package is installed (the broker already verified them
@@ -144,6 +139,8 @@ def run_collector(
     ``metrics_port``: serve this process's Prometheus metrics (lag, rates, dead
     letters, batch timings) on ``http://<settings.host>:<metrics_port>/metrics``.
     """
+    tuning = settings.collector
+    check_crcs = tuning.check_crcs
     if check_crcs is None:
         check_crcs = crc_checks_are_cheap()
         if not check_crcs:
@@ -153,9 +150,9 @@ def run_collector(
     stop_event = stop_event or threading.Event()
     metrics = metrics or IngestMetrics()
     metrics_server = None
-    if metrics_port is not None:
+    if tuning.metrics_port is not None:
         metrics_server, _ = start_http_server(
-            metrics_port, addr=settings.host, registry=metrics.registry
+            tuning.metrics_port, addr=settings.host, registry=metrics.registry
         )
     engine = create_engine_for(settings.resolved_database_url())
     producer = KafkaProducer(
@@ -167,20 +164,21 @@ def run_collector(
         settings.kafka_topic,
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
         group_id=settings.kafka_group_id,
-        client_id=client_id or "inferloop-collector",
+        client_id=tuning.client_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_poll_records=max_poll_records,
+        max_poll_records=tuning.max_poll_records,
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
-        session_timeout_ms=session_timeout_ms,
+        session_timeout_ms=tuning.session_timeout_ms,
         check_crcs=check_crcs,
-        heartbeat_interval_ms=max(session_timeout_ms // 4, 500),
+        heartbeat_interval_ms=max(tuning.session_timeout_ms // 4, 500),
     )
     pipeline = IngestPipeline(
         engine,
         metrics=metrics,
         dead_letter_sink=DeadLetterTopic(producer, settings.kafka_dead_letter_topic),
+        max_message_bytes=tuning.max_message_bytes,
     )
     reporter = _Reporter()
     # One writer thread: the next batch is decoded and validated here while the

@@ -46,7 +46,11 @@ def create_app(
     owns_engine = engine is None
     engine = engine or create_engine_for(settings.resolved_database_url())
     registry = registry or CollectorRegistry()
-    pipeline = IngestPipeline(engine, metrics=IngestMetrics(registry))
+    pipeline = IngestPipeline(
+        engine,
+        metrics=IngestMetrics(registry),
+        max_message_bytes=settings.collector.max_message_bytes,
+    )
     state = AppState(settings=settings, engine=engine, registry=registry, pipeline=pipeline)
 
     @asynccontextmanager

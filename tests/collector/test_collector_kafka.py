@@ -25,7 +25,7 @@ from kafka.admin import KafkaAdminClient
 from waiting import wait_for
 
 from inferloop.collector import run_collector
-from inferloop.settings import Settings
+from inferloop.settings import CollectorSettings, Settings
 from inferloop.store import create_engine_for, upgrade
 
 pytestmark = pytest.mark.kafka
@@ -35,7 +35,9 @@ import logging, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 from inferloop.collector import run_collector
 from inferloop.settings import Settings
-run_collector(Settings(), max_poll_records=int(sys.argv[1]), session_timeout_ms=6000)
+run_collector(
+    Settings(collector={"max_poll_records": int(sys.argv[1]), "session_timeout_ms": 6000})
+)
 """
 
 
@@ -252,8 +254,10 @@ def test_malformed_messages_become_dead_letters_and_valid_ones_around_them_are_s
     metrics_port = _free_port()
     worker = threading.Thread(
         target=run_collector,
-        args=(settings,),
-        kwargs={"stop_event": stop, "metrics_port": metrics_port},
+        args=(
+            settings.model_copy(update={"collector": CollectorSettings(metrics_port=metrics_port)}),
+        ),
+        kwargs={"stop_event": stop},
     )
     worker.start()
     try:

@@ -202,3 +202,16 @@ def test_concurrent_posts_from_many_emitters_are_all_stored(base_url):
     params = {"start_s": start_s, "end_s": start_s + MINUTE_NS / 1e9}
     complete = httpx.get(f"{base_url}/v1/models/busy/completeness", params=params).json()
     assert (complete["received"], complete["lost"]) == (8 * 10 * 25, 0)
+
+
+def test_the_message_limit_comes_from_the_collector_settings(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tuned.db'}"
+    upgrade(url)
+    app = create_app(Settings(database_url=url, collector={"max_message_bytes": 2000}))
+    factory = EventFactory()
+    small = factory.batch_bytes([factory.inference()])
+    large = factory.batch_bytes([factory.inference() for _ in range(20)])
+    assert len(small) < 2000 < len(large)
+    with served(app) as base:
+        assert httpx.post(f"{base}/v1/events", content=small).status_code == 200
+        assert httpx.post(f"{base}/v1/events", content=large).status_code == 413
