@@ -115,7 +115,9 @@ def percentile(values: list[int], q: float) -> float:
     return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
-def measure(variants: dict[str, Callable[..., Any]], args: tuple[Any, ...], calls: int, rounds: int) -> dict[str, dict[str, float]]:
+def measure(
+    variants: dict[str, Callable[..., Any]], args: tuple[Any, ...], calls: int, rounds: int
+) -> dict[str, dict[str, float]]:
     timings: dict[str, list[int]] = {name: [] for name in variants}
     block = max(1, calls // rounds)
     for fn in variants.values():  # warm up
@@ -160,14 +162,24 @@ def main() -> None:
 
     # Unconfigured: the no-op path.
     fn, args = workloads()["a_scalars"]
-    noop = measure({"bare": fn, "inferloop_unconfigured": monitor(model="x")(fn)}, args, options.calls, options.rounds)
+    noop = measure(
+        {"bare": fn, "inferloop_unconfigured": monitor(model="x")(fn)},
+        args,
+        options.calls,
+        options.rounds,
+    )
     figures["a_scalars"]["inferloop_unconfigured"] = noop["inferloop_unconfigured"]
 
     # Broker down: Kafka transport at an address where nothing listens.
     configure(transport="kafka", kafka_bootstrap_servers="127.0.0.1:1", register_prometheus=False)
     time.sleep(0.5)
     for name, (fn, args) in workloads().items():
-        down = measure({"bare": fn, "inferloop": monitor(model=name, version="1")(fn)}, args, options.calls, options.rounds)
+        down = measure(
+            {"bare": fn, "inferloop": monitor(model=name, version="1")(fn)},
+            args,
+            options.calls,
+            options.rounds,
+        )
         figures[name]["inferloop_kafka_down"] = down["inferloop"]
     figures["stats_kafka_down"] = stats()
     shutdown(timeout=0.5)
@@ -185,16 +197,26 @@ def main() -> None:
         "a_le_otel_over_20": ours <= a["opentelemetry"]["added_median_ns"] / 20,
     }
     for name in ("b_dict16", "c_tensor32x16"):
-        checks[f"{name[0]}_median_le_5000ns"] = figures[name]["inferloop"]["added_median_ns"] <= 5_000
+        checks[f"{name[0]}_median_le_5000ns"] = (
+            figures[name]["inferloop"]["added_median_ns"] <= 5_000
+        )
     for name in ("a_scalars", "b_dict16", "c_tensor32x16"):
         for variant in ("inferloop", "inferloop_kafka_down"):
-            checks[f"{name[0]}_{variant}_p99_le_20000ns"] = figures[name][variant]["added_p99_ns"] <= 20_000
+            checks[f"{name[0]}_{variant}_p99_le_20000ns"] = (
+                figures[name][variant]["added_p99_ns"] <= 20_000
+            )
     figures["checks"] = checks
     for name in ("a_scalars", "b_dict16", "c_tensor32x16"):
         row = figures[name]
-        print(f"{name:15s} " + "  ".join(
-            f"{variant}: +{values['added_median_ns']:.0f}ns med / +{values['added_p99_ns']:.0f}ns p99"
-            for variant, values in row.items() if variant != "bare"), file=sys.stderr)
+        print(
+            f"{name:15s} "
+            + "  ".join(
+                f"{variant}: +{values['added_median_ns']:.0f}ns med / +{values['added_p99_ns']:.0f}ns p99"
+                for variant, values in row.items()
+                if variant != "bare"
+            ),
+            file=sys.stderr,
+        )
     print(json.dumps(figures))
 
 

@@ -38,12 +38,26 @@ def fresh_topic(admin: Any) -> str:
 
 def sample_event(i: int) -> dict[str, Any]:
     return {
-        "schema_version": 1, "kind": "inference", "event_id": uuid.uuid4().hex,
-        "emitter_id": "baseline", "seq": i, "model": "fraud", "version": "1",
-        "environment": "bench", "start_time_ns": time.time_ns(), "latency_ns": 1_000,
-        "device_time_ns": None, "status": "ok", "error_type": None, "error_message": None,
-        "batch_size": 1, "device": "cpu", "inputs": {"rows": [{"age": 31, "amount": 12.5, "score": i}]},
-        "outputs": {"rows": [{"value": 0.5}]}, "prediction_id": f"p-{i}", "tags": {},
+        "schema_version": 1,
+        "kind": "inference",
+        "event_id": uuid.uuid4().hex,
+        "emitter_id": "baseline",
+        "seq": i,
+        "model": "fraud",
+        "version": "1",
+        "environment": "bench",
+        "start_time_ns": time.time_ns(),
+        "latency_ns": 1_000,
+        "device_time_ns": None,
+        "status": "ok",
+        "error_type": None,
+        "error_message": None,
+        "batch_size": 1,
+        "device": "cpu",
+        "inputs": {"rows": [{"age": 31, "amount": 12.5, "score": i}]},
+        "outputs": {"rows": [{"value": 0.5}]},
+        "prediction_id": f"p-{i}",
+        "tags": {},
     }
 
 
@@ -60,16 +74,26 @@ def baseline(bootstrap: str, topic: str, events: int, compression: str | None) -
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
     producer.close()
-    return {"events": events, "seconds": elapsed, "events_per_s": events / elapsed,
-            "cpu_us_per_event": cpu / events * 1e6}
+    return {
+        "events": events,
+        "seconds": elapsed,
+        "events_per_s": events / elapsed,
+        "cpu_us_per_event": cpu / events * 1e6,
+    }
 
 
 def topic_size(bootstrap: str, topic: str) -> int:
     """Events in the topic, read back (batches are counted by their events)."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=3_000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=3_000,
+    )
     total = 0
     try:
         for message in consumer:
@@ -80,8 +104,13 @@ def topic_size(bootstrap: str, topic: str) -> int:
 
 
 def sdk_run(bootstrap: str, topic: str, events: int, queue_size: int) -> dict[str, Any]:
-    configure(transport="kafka", kafka_bootstrap_servers=bootstrap, kafka_topic=topic,
-              queue_size=queue_size, register_prometheus=False)
+    configure(
+        transport="kafka",
+        kafka_bootstrap_servers=bootstrap,
+        kafka_topic=topic,
+        queue_size=queue_size,
+        register_prometheus=False,
+    )
 
     @monitor(model="fraud", version="1")
     def predict(age, amount, score):
@@ -151,16 +180,23 @@ def main() -> None:
         "baseline_send_per_event": base,
         "sdk": ours | {"on_topic": on_topic},
         "ratio_sdk_over_baseline": ours["events_per_s"] / base["events_per_s"],
-        "peak_rss_mib": {"start": rss_start, "after_baseline": rss_after_baseline, "after_sdk": rss_after_sdk},
+        "peak_rss_mib": {
+            "start": rss_start,
+            "after_baseline": rss_after_baseline,
+            "after_sdk": rss_after_sdk,
+        },
         "checks": {
             "ge_100k_per_s": ours["events_per_s"] >= 100_000,
             "ge_5x_baseline": ours["events_per_s"] >= 5 * base["events_per_s"],
             "all_on_topic": on_topic == ours["delivered"] == options.events,
         },
     }
-    print(f"baseline {base['events_per_s']:.0f}/s  sdk {ours['events_per_s']:.0f}/s  "
-          f"x{figures['ratio_sdk_over_baseline']:.1f}  rss {rss_after_sdk:.0f} MiB  "
-          f"sdk cpu {ours['cpu_us_per_event']:.1f} us/event", file=sys.stderr)
+    print(
+        f"baseline {base['events_per_s']:.0f}/s  sdk {ours['events_per_s']:.0f}/s  "
+        f"x{figures['ratio_sdk_over_baseline']:.1f}  rss {rss_after_sdk:.0f} MiB  "
+        f"sdk cpu {ours['cpu_us_per_event']:.1f} us/event",
+        file=sys.stderr,
+    )
     print(json.dumps(figures))
 
 

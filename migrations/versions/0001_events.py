@@ -104,7 +104,11 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
-        "ix_events_prediction_id", "events", ["prediction_id"], unique=False, postgresql_using="hash"
+        "ix_events_prediction_id",
+        "events",
+        ["prediction_id"],
+        unique=False,
+        postgresql_using="hash",
     )
 
     op.create_table(
