@@ -11,6 +11,7 @@ COPY sdk sdk
 COPY store store
 COPY collector collector
 COPY analyzer analyzer
+COPY alerts alerts
 COPY server server
 COPY migrations migrations
 RUN pip install --no-cache-dir '.[platform]'
