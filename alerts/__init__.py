@@ -5,6 +5,8 @@ clock) decides what each receiver must be told; receivers (Slack, PagerDuty,
 signed webhooks, email) render and send one notification each.
 """
 
+from ._backoff import RetryPolicy, next_attempt_ns
+from ._dispatcher import Dispatcher, Receiver, outbox_row
 from ._model import (
     Alert,
     AlertStatus,
@@ -12,13 +14,24 @@ from ._model import (
     Notification,
     OutcomeKind,
     label_fingerprint,
+    notification_from_dict,
+    notification_to_dict,
 )
+from ._webhook import WebhookReceiver
 
 __all__ = [
     "Alert",
     "AlertStatus",
     "DeliveryOutcome",
+    "Dispatcher",
     "Notification",
     "OutcomeKind",
+    "Receiver",
+    "RetryPolicy",
+    "WebhookReceiver",
     "label_fingerprint",
+    "next_attempt_ns",
+    "notification_from_dict",
+    "notification_to_dict",
+    "outbox_row",
 ]

@@ -97,3 +97,49 @@ class DeliveryOutcome:
     """What went wrong, for the delivery log; never contains a secret."""
     retry_after_s: float | None = None
     latency_s: float = 0.0
+
+
+def notification_to_dict(notification: Notification) -> dict[str, Any]:
+    """A notification as JSON-able data, for the outbox row's body."""
+    return {
+        "id": notification.id,
+        "receiver": notification.receiver,
+        "group_key": notification.group_key,
+        "status": str(notification.status),
+        "group_labels": dict(notification.group_labels),
+        "common_labels": dict(notification.common_labels),
+        "alerts": [
+            {
+                "labels": dict(alert.labels),
+                "annotations": dict(alert.annotations),
+                "starts_at_ns": alert.starts_at_ns,
+                "ends_at_ns": alert.ends_at_ns,
+            }
+            for alert in notification.alerts
+        ],
+        "created_at_ns": notification.created_at_ns,
+        "dashboard_url": notification.dashboard_url,
+    }
+
+
+def notification_from_dict(data: dict[str, Any]) -> Notification:
+    """The inverse of `notification_to_dict`."""
+    return Notification(
+        id=data["id"],
+        receiver=data["receiver"],
+        group_key=data["group_key"],
+        status=AlertStatus(data["status"]),
+        group_labels=dict(data["group_labels"]),
+        common_labels=dict(data["common_labels"]),
+        alerts=tuple(
+            Alert(
+                labels=dict(alert["labels"]),
+                annotations=dict(alert["annotations"]),
+                starts_at_ns=alert["starts_at_ns"],
+                ends_at_ns=alert["ends_at_ns"],
+            )
+            for alert in data["alerts"]
+        ),
+        created_at_ns=data["created_at_ns"],
+        dashboard_url=data.get("dashboard_url"),
+    )
