@@ -35,13 +35,22 @@ class Reply:
     error: str = ""
 
 
-def validate_url(url: str, *, what: str) -> str:
-    """`url` if it is an absolute http(s) URL; the error never repeats it (it may be secret)."""
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def validate_url(url: str, *, what: str, https_only: bool = False) -> str:
+    """`url` if it is an absolute http(s) URL; the error never repeats it (it may be secret).
+
+    `https_only` still admits plain http to a loopback host (tests, a local relay):
+    a secret URL then never crosses a network in clear text.
+    """
     if not isinstance(url, str) or not url:
         raise ValueError(f"{what} is required")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{what} must be an absolute http:// or https:// URL")
+    if https_only and parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValueError(f"{what} must be an https:// URL")
     return url
 
 
