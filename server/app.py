@@ -15,6 +15,7 @@ from inferloop.settings import Settings
 from inferloop.store import create_engine_for
 
 from . import (
+    routes_alerts,
     routes_dead_letters,
     routes_findings,
     routes_health,
@@ -69,4 +70,5 @@ def create_app(
     app.include_router(routes_dead_letters.router)
     app.include_router(routes_findings.router)
     app.include_router(routes_references.router)
+    app.include_router(routes_alerts.router)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from inferloop.store.outbox import DeliveryState
 from inferloop.store.vocabulary import FindingKind, FindingStatus, Severity
 
 
@@ -105,3 +106,37 @@ class ReferencePinned(BaseModel):
     version: str | None
     rows: int
     columns: list[str]
+
+
+class NotificationResponse(BaseModel):
+    """One outbox row: a message to one receiver and where its delivery stands."""
+
+    id: str = Field(description="Also the idempotency key the receiver sees (webhook-id …).")
+    receiver: str
+    group_key: str
+    status: str = Field(description="firing | resolved")
+    state: DeliveryState
+    attempts: int
+    created_at_ns: int
+    next_attempt_ns: int
+    delivered_at_ns: int | None
+    last_error: str | None
+
+
+class DeliveryAttemptResponse(BaseModel):
+    attempt: int
+    at_ns: int
+    outcome: str = Field(description="delivered, retry, permanent, gone or undeliverable.")
+    status_code: int | None
+    detail: str
+    latency_ms: float
+    next_attempt_ns: int | None
+
+
+class ReceiverHealthResponse(BaseModel):
+    name: str
+    disabled: bool
+    disabled_reason: str | None
+    last_success_ns: int | None
+    last_failure_ns: int | None
+    consecutive_failures: int

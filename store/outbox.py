@@ -198,6 +198,11 @@ def receiver_health(connection: sa.Connection, name: str) -> sa.Row | None:
     return connection.execute(sa.select(_RECEIVERS).where(_RECEIVERS.c.name == name)).first()
 
 
+def all_receiver_health(connection: sa.Connection) -> list[sa.Row]:
+    """Every receiver that has been tried, by name."""
+    return list(connection.execute(sa.select(_RECEIVERS).order_by(_RECEIVERS.c.name)))
+
+
 def record_receiver_result(
     connection: sa.Connection,
     name: str,

@@ -200,3 +200,34 @@ def test_two_dispatchers_share_the_outbox_without_sending_twice(migrated_engine)
     sent = [r.headers["webhook-id"] for r in sink.requests]
     assert sorted(sent) == ids  # every one, once
     assert set(_rows(migrated_engine, states=[DeliveryState.DELIVERED])) == set(ids)
+
+
+def test_the_api_shows_the_outbox_the_attempts_and_receiver_health(migrated_engine, tmp_path):
+    import httpx
+    from serving import served
+
+    from inferloop.server import create_app
+    from inferloop.settings import Settings
+
+    clock = VirtualClock()
+    _enqueue(migrated_engine, _note("n-1"), _note("n-2"))
+    with serving(webhook_responder(SECRET)) as sink:
+        sink.script.append(Response(500, "boom"))
+        receivers = {"oncall": WebhookReceiver(url=sink.url, secrets=[SECRET])}
+        _dispatcher(migrated_engine, receivers, clock).run_once()
+    app = create_app(Settings(data_dir=tmp_path), engine=migrated_engine)
+    with served(app) as base:
+        pending = httpx.get(f"{base}/v1/alerts/notifications", params={"state": "pending"})
+        attempts = httpx.get(f"{base}/v1/alerts/notifications/n-1/attempts")
+        unknown = httpx.get(f"{base}/v1/alerts/notifications/nope/attempts")
+        health = httpx.get(f"{base}/v1/alerts/receivers")
+    assert [n["id"] for n in pending.json()] == ["n-1"]  # n-2 went through
+    assert pending.json()[0]["last_error"] and SECRET not in pending.text
+    assert [(a["outcome"], a["status_code"]) for a in attempts.json()] == [("retry", 500)]
+    assert unknown.status_code == 404
+    (oncall,) = health.json()
+    assert (oncall["name"], oncall["disabled"], oncall["consecutive_failures"]) == (
+        "oncall",
+        False,
+        0,
+    )
