@@ -17,6 +17,7 @@ SECTIONS = (
     ("Shared by every service", "*"),
     ("`inferloop collector`", "collector.*"),
     ("The analyzer (`inferloop analyzer`, and in `inferloop up`)", "analyzer.*"),
+    ("Alerting (`inferloop alerts`, and in `inferloop up`)", "alerts.*"),
 )
 
 

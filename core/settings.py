@@ -103,6 +103,30 @@ class AnalyzerSettings(_Section):
     )
 
 
+class AlertsSettings(_Section):
+    """Where alerting reads its rules and receivers, and how the dispatcher paces itself."""
+
+    config_file: Path | None = Field(
+        default=None,
+        description="YAML file of rules, routes, inhibitions and receivers; unset: no alerting.",
+    )
+    dashboard_url: str | None = Field(
+        default=None, description="Base URL of the dashboard, linked from every message."
+    )
+    evaluate_interval_s: float = Field(
+        default=1.0, gt=0, description="Seconds between passes over the findings."
+    )
+    dispatch_interval_s: float = Field(
+        default=0.5, gt=0, description="Seconds the dispatcher sleeps when nothing is due."
+    )
+    lease_s: float = Field(
+        default=60.0, gt=0, description="How long a dispatcher holds a notification it sends."
+    )
+    send_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of one HTTP POST or SMTP session."
+    )
+
+
 class Settings(BaseSettings):
     """Everything a platform process needs to know, validated at start."""
 
@@ -145,6 +169,7 @@ class Settings(BaseSettings):
     )
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     analyzer: AnalyzerSettings = Field(default_factory=AnalyzerSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
 
     @field_validator("log_level")
     @classmethod
