@@ -253,7 +253,7 @@ class _SocketController(Controller):
 
 
 class SmtpSink:
-    """An SMTP server on loopback; `login` makes it require AUTH (plain text: loopback)."""
+    """An SMTP server on loopback; `login` makes it offer AUTH (plain text: loopback)."""
 
     def __init__(self, *, login: tuple[str, str] | None = None) -> None:
         self.mails: list[Mail] = []
@@ -267,8 +267,8 @@ class SmtpSink:
         kwargs: dict[str, Any] = {}
         if login is not None:
             kwargs = {
+                # Offered, not required: aiosmtpd warns on required AUTH without TLS.
                 "authenticator": self._authenticator(login),
-                "auth_required": True,
                 "auth_require_tls": False,
             }
         self._controller = _SocketController(_Recorder(self), self._sock, **kwargs)
