@@ -7,6 +7,7 @@ signed webhooks, email) render and send one notification each.
 
 from ._backoff import RetryPolicy, next_attempt_ns
 from ._dispatcher import Dispatcher, Receiver, outbox_row
+from ._email import EmailReceiver
 from ._model import (
     Alert,
     AlertStatus,
@@ -17,6 +18,9 @@ from ._model import (
     notification_from_dict,
     notification_to_dict,
 )
+from ._pagerduty import PagerDutyReceiver
+from ._ratelimit import RateLimiter
+from ._slack import SlackReceiver
 from ._webhook import WebhookReceiver
 
 __all__ = [
@@ -24,10 +28,14 @@ __all__ = [
     "AlertStatus",
     "DeliveryOutcome",
     "Dispatcher",
+    "EmailReceiver",
     "Notification",
     "OutcomeKind",
+    "PagerDutyReceiver",
+    "RateLimiter",
     "Receiver",
     "RetryPolicy",
+    "SlackReceiver",
     "WebhookReceiver",
     "label_fingerprint",
     "next_attempt_ns",
