@@ -6,8 +6,10 @@ signed webhooks, email) render and send one notification each.
 """
 
 from ._backoff import RetryPolicy, next_attempt_ns
+from ._config import AlertingConfig, ConfigError, load_config
 from ._dispatcher import Dispatcher, Receiver, outbox_row
 from ._email import EmailReceiver
+from ._evaluator import AlertEvaluator
 from ._model import (
     Alert,
     AlertStatus,
@@ -20,12 +22,16 @@ from ._model import (
 )
 from ._pagerduty import PagerDutyReceiver
 from ._ratelimit import RateLimiter
+from ._receivers import build_receiver, build_receivers
 from ._slack import SlackReceiver
 from ._webhook import WebhookReceiver
 
 __all__ = [
     "Alert",
+    "AlertEvaluator",
     "AlertStatus",
+    "AlertingConfig",
+    "ConfigError",
     "DeliveryOutcome",
     "Dispatcher",
     "EmailReceiver",
@@ -37,7 +43,10 @@ __all__ = [
     "RetryPolicy",
     "SlackReceiver",
     "WebhookReceiver",
+    "build_receiver",
+    "build_receivers",
     "label_fingerprint",
+    "load_config",
     "next_attempt_ns",
     "notification_from_dict",
     "notification_to_dict",

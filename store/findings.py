@@ -58,3 +58,11 @@ def set_report_path(connection: sa.Connection, finding_id: int, path: str) -> No
 def finding_report_path(connection: sa.Connection, finding_id: int) -> str | None:
     """The stored Evidently HTML of a finding, for the dashboard route to serve."""
     return connection.scalar(sa.select(_FINDINGS.c.report_path).where(_FINDINGS.c.id == finding_id))
+
+
+def findings_by_id(connection: sa.Connection, ids: Sequence[int]) -> dict[int, sa.Row]:
+    """The findings with these ids (those that exist), by id."""
+    if not ids:
+        return {}
+    query = sa.select(_FINDINGS).where(_FINDINGS.c.id.in_(list(ids)))
+    return {row.id: row for row in connection.execute(query)}

@@ -1,0 +1,126 @@
+"""The evaluator: findings in the store → the pure core → notifications in the outbox.
+
+It is level-triggered, like Prometheus feeding Alertmanager: each pass reads the
+open findings (and, for alerts it still believes firing, why they stopped), runs
+one `step` of the core and, in one transaction, saves the new core state and
+queues the notifications the step produced. A crash before the commit loses
+nothing (the next pass recomputes the same step, with the same notification ids);
+after it, the outbox owns delivery. A finding therefore reaches the outbox at most
+one `evaluate_interval_s` after its state change was committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from sqlalchemy.engine import Engine
+
+from inferloop.store.alert_state import list_silences, load_engine_state, save_engine_state
+from inferloop.store.findings import findings_by_id, list_findings
+from inferloop.store.outbox import enqueue_notifications
+from inferloop.store.vocabulary import FindingStatus
+
+from ._config import AlertingConfig
+from ._dispatcher import outbox_row
+from ._engine import step
+from ._model import Alert, Notification
+from ._rules import alert_from_finding
+from ._silences import Silence
+from ._state import AlertChanged, EngineState, Event, SilenceChanged
+
+logger = logging.getLogger(__name__)
+
+
+class _LostRace(Exception):
+    """Another evaluator saved the state first; this pass rolls back and retries."""
+
+
+class AlertEvaluator:
+    """`evaluate_once()` runs one pass; `start()`/`stop()` run passes in a named thread."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: AlertingConfig,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        interval_s: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def evaluate_once(self) -> list[Notification]:
+        """One step of the core at `clock()`; returns the notifications it queued."""
+        now_ns = self.clock()
+        try:
+            with self.engine.begin() as connection:
+                document, version = load_engine_state(connection)
+                state = EngineState() if document is None else EngineState.from_dict(document)
+                events = self._events(connection, state, now_ns)
+                result = step(self.config, state, events, now_ns)
+                if not save_engine_state(
+                    connection,
+                    result.state.to_dict(),
+                    seen_version=version,
+                    now_ns=now_ns,
+                    next_wakeup_ns=result.next_wakeup_ns,
+                ):
+                    raise _LostRace
+                enqueue_notifications(connection, [outbox_row(n) for n in result.notifications])
+        except _LostRace:
+            return []
+        return result.notifications
+
+    def _events(self, connection, state: EngineState, now_ns: int) -> list[Event]:
+        """Alerts of the open findings, resolves of those no longer open, the silences."""
+        firing: dict[str, Alert] = {}
+        for row in list_findings(connection, statuses=[FindingStatus.OPEN]):
+            alert = alert_from_finding(self.config.rules, row._mapping)
+            if alert is not None and alert.ends_at_ns is None:
+                firing[alert.fingerprint] = alert
+        events: list[Event] = [AlertChanged(alert) for alert in firing.values()]
+        cleared = [
+            record.alert
+            for record in state.alerts.values()
+            if record.firing and record.alert.fingerprint not in firing
+        ]
+        ids = [a.annotations.get("finding_id") for a in cleared]
+        rows = findings_by_id(connection, [i for i in ids if isinstance(i, int)])
+        for alert in cleared:
+            row = rows.get(alert.annotations.get("finding_id"))
+            ended = row.resolved_at_ns if row is not None and row.resolved_at_ns else now_ns
+            events.append(AlertChanged(replace(alert, ends_at_ns=ended)))
+        events += [
+            SilenceChanged(Silence.from_dict(silence))
+            for silence in list_silences(connection, unexpired_at_ns=now_ns)
+        ]
+        return events
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="inferloop-alerts", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.evaluate_once()
+            except Exception:  # the loop outlives a bad pass (database restart, ...)
+                logger.exception("alert evaluation failed")
+            self._stop.wait(self.interval_s)
