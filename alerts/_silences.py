@@ -31,7 +31,7 @@ class Silence:
     def __post_init__(self) -> None:
         if not self.matchers:
             raise SilenceError("a silence needs at least one matcher")
-        if self.ends_at_ns <= self.starts_at_ns:
+        if self.ends_at_ns < self.starts_at_ns:
             raise SilenceError("a silence must end after it starts")
 
     def active(self, now_ns: int) -> bool:
@@ -65,10 +65,12 @@ class Silence:
         )
 
 
-def silence_id(matchers: Iterable[Matcher], starts_at_ns: int, created_by: str) -> str:
-    """A deterministic id, so that re-running a command after a crash makes the same silence."""
-    text = "\x00".join([*(str(m) for m in matchers), str(starts_at_ns), created_by])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def silence_id(
+    matchers: Iterable[Matcher], starts_at_ns: int, ends_at_ns: int, comment: str, created_by: str
+) -> str:
+    """A deterministic id: the same request made twice (a retry after a crash) is one silence."""
+    fields = [*(str(m) for m in matchers), str(starts_at_ns), str(ends_at_ns), comment, created_by]
+    return hashlib.sha256("\x00".join(fields).encode()).hexdigest()[:16]
 
 
 def new_silence(
@@ -81,8 +83,10 @@ def new_silence(
     id: str | None = None,
 ) -> Silence:
     parsed = parse_matchers(matchers) if isinstance(matchers, str) else tuple(matchers)
+    if ends_at_ns <= starts_at_ns:
+        raise SilenceError("a silence must end after it starts")
     return Silence(
-        id=id or silence_id(parsed, starts_at_ns, created_by),
+        id=id or silence_id(parsed, starts_at_ns, ends_at_ns, comment, created_by),
         matchers=parsed,
         starts_at_ns=starts_at_ns,
         ends_at_ns=ends_at_ns,
@@ -103,11 +107,11 @@ def silenced_by(
 
 
 def expire_silence(silence: Silence, now_ns: int) -> Silence:
-    """The silence ended now (one that has not started yet ends as it would have begun)."""
+    """The silence ended now (one that has not started yet becomes an empty window)."""
     if silence.expired(now_ns):
         raise SilenceError(f"silence {silence.id} has already expired")
     if now_ns <= silence.starts_at_ns:
-        return replace(silence, ends_at_ns=silence.starts_at_ns + 1)
+        return replace(silence, starts_at_ns=now_ns, ends_at_ns=now_ns)  # an empty window
     return replace(silence, ends_at_ns=now_ns)
 
 
@@ -143,6 +147,4 @@ def edit_silence(
     successor = new_silence(
         new_matchers, starts_at_ns=starts, ends_at_ns=ends, comment=text, created_by=author
     )
-    if successor.id == silence.id:
-        successor = replace(successor, id=silence_id(new_matchers, starts, author + "\x00edit"))
     return expire_silence(silence, now_ns), successor
