@@ -10,6 +10,7 @@ from ._config import AlertingConfig, ConfigError, load_config
 from ._dispatcher import Dispatcher, Receiver, outbox_row
 from ._email import EmailReceiver
 from ._evaluator import AlertEvaluator
+from ._metrics import AlertMetrics
 from ._model import (
     Alert,
     AlertStatus,
@@ -29,6 +30,7 @@ from ._webhook import WebhookReceiver
 __all__ = [
     "Alert",
     "AlertEvaluator",
+    "AlertMetrics",
     "AlertStatus",
     "AlertingConfig",
     "ConfigError",

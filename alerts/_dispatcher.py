@@ -34,6 +34,7 @@ from inferloop.store.outbox import (
 )
 
 from ._backoff import NS, RetryPolicy, next_attempt_ns
+from ._metrics import AlertMetrics, reported_change_ns
 from ._model import (
     Alert,
     AlertStatus,
@@ -76,6 +77,7 @@ class Dispatcher:
         batch_size: int = 50,
         timeout_s: float = 10.0,
         interval_s: float = 0.5,
+        metrics: AlertMetrics | None = None,
     ) -> None:
         if fallback_receiver is not None and fallback_receiver not in receivers:
             raise ValueError(f"fallback receiver {fallback_receiver!r} is not configured")
@@ -92,6 +94,7 @@ class Dispatcher:
         self.batch_size = batch_size
         self.timeout_s = timeout_s
         self.interval_s = interval_s
+        self.metrics = metrics or AlertMetrics()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -112,7 +115,15 @@ class Dispatcher:
                 if not record_attempt(connection, row, self.owner, record, now_ns=now_ns):
                     continue  # our lease ran out and another dispatcher owns the row now
                 self._note_receiver(connection, row, record, now_ns)
+            self._observe(row, record, now_ns)
         return len(rows)
+
+    def _observe(self, row: sa.Row, record: AttemptRecord, now_ns: int) -> None:
+        self.metrics.attempts.labels(row.receiver, record.outcome).inc()
+        changed_ns = reported_change_ns(row.body)
+        if record.state is DeliveryState.DELIVERED and changed_ns is not None:
+            latency_s = max(now_ns - changed_ns, 0) / NS
+            self.metrics.latency.labels(row.receiver, row.status).observe(latency_s)
 
     def _attempt(self, row: sa.Row) -> AttemptRecord:
         receiver = self.receivers.get(row.receiver)

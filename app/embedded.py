@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 
+from prometheus_client import CollectorRegistry
+
 from inferloop.settings import Settings
 from inferloop.signals import wait_until_set
 
@@ -65,16 +67,58 @@ def build_platform(settings: Settings):
     url = settings.resolved_database_url()
     migrate.upgrade(url)
     engine = create_engine_for(url)
+    registry = CollectorRegistry()
     workers = [
         AnalyzerWorker(settings, engine),
         RetentionWorker(engine, older_than_days=settings.raw_event_retention_days),
+        *alerting_workers(settings, engine, registry),
     ]
-    return create_app(settings, engine=engine, background=workers), engine
+    app = create_app(settings, engine=engine, background=workers, registry=registry)
+    return app, engine
+
+
+def alerting_workers(settings: Settings, engine, registry) -> list:
+    """The alert evaluator and dispatcher when `alerts.config_file` is set (else none).
+
+    Raises `inferloop.alerts.ConfigError` naming each problem and its line.
+    """
+    path = settings.alerts.config_file
+    if path is None:
+        return []
+    from inferloop.alerts import (
+        AlertEvaluator,
+        AlertMetrics,
+        Dispatcher,
+        build_receivers,
+        load_config,
+    )
+
+    config = load_config(path.read_text(), str(path))
+    if settings.alerts.dashboard_url and config.external_url is None:
+        config = config.model_copy(update={"external_url": settings.alerts.dashboard_url})
+    metrics = AlertMetrics(registry)
+    metrics.watch_outbox(engine)
+    evaluator = AlertEvaluator(engine, config, interval_s=settings.alerts.evaluate_interval_s)
+    dispatcher = Dispatcher(
+        engine,
+        build_receivers(config),
+        lease_s=settings.alerts.lease_s,
+        timeout_s=settings.alerts.send_timeout_s,
+        interval_s=settings.alerts.dispatch_interval_s,
+        metrics=metrics,
+    )
+    return [evaluator, dispatcher]
 
 
 def run_embedded(settings: Settings, *, stop_event: threading.Event) -> int:
     """`inferloop up`: serve until `stop_event` is set (Ctrl-C or SIGTERM)."""
-    app, engine = build_platform(settings)
+    from inferloop.alerts import ConfigError
+
+    try:
+        app, engine = build_platform(settings)
+    except (ConfigError, OSError) as error:  # the alerting config: the user's to fix
+        print(f"inferloop: {error}", file=sys.stderr)
+        return 2
     server = EmbeddedServer(app, host=settings.host, port=settings.port)
     try:
         server.start()
