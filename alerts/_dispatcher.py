@@ -28,6 +28,7 @@ from inferloop.store.outbox import (
     DeliveryState,
     claim_due,
     enqueue_notifications,
+    postpone,
     receiver_health,
     record_attempt,
     record_receiver_result,
@@ -44,6 +45,7 @@ from ._model import (
     notification_from_dict,
     notification_to_dict,
 )
+from ._ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,8 @@ class Dispatcher:
     """`run_once()` drains what is due; `start()`/`stop()` run it in a named thread.
 
     `clock` returns Unix nanoseconds (the seam tests use to move time); `rng` drives
-    the back-off jitter.
+    the back-off jitter; `rate_limits` hold a receiver's sends to its bucket's pace
+    (a held-back notification waits, it is not an attempt).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Dispatcher:
         receivers: Mapping[str, Receiver],
         *,
         policies: Mapping[str, RetryPolicy] | None = None,
+        rate_limits: Mapping[str, TokenBucket] | None = None,
         fallback_receiver: str | None = None,
         owner: str | None = None,
         clock: Callable[[], int] = time.time_ns,
@@ -86,6 +90,7 @@ class Dispatcher:
         self.engine = engine
         self.receivers = dict(receivers)
         self.policies = dict(policies or {})
+        self.rate_limits = dict(rate_limits or {})
         self.fallback_receiver = fallback_receiver
         self.owner = owner or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.clock = clock
@@ -109,6 +114,8 @@ class Dispatcher:
                 limit=self.batch_size,
             )
         for row in rows:
+            if self._postponed(row):
+                continue
             record = self._attempt(row)
             now_ns = self.clock()
             with self.engine.begin() as connection:
@@ -117,6 +124,16 @@ class Dispatcher:
                 self._note_receiver(connection, row, record, now_ns)
             self._observe(row, record, now_ns)
         return len(rows)
+
+    def _postponed(self, row: sa.Row) -> bool:
+        """Hold the row back if its receiver's rate limit has no token: no attempt spent."""
+        bucket = self.rate_limits.get(row.receiver)
+        wait_s = 0.0 if bucket is None else bucket.try_acquire()
+        if wait_s <= 0:
+            return False
+        with self.engine.begin() as connection:
+            postpone(connection, row, self.owner, until_ns=self.clock() + int(wait_s * NS))
+        return True
 
     def _observe(self, row: sa.Row, record: AttemptRecord, now_ns: int) -> None:
         self.metrics.attempts.labels(row.receiver, record.outcome).inc()

@@ -19,6 +19,8 @@ class _Receiver(BaseModel):
     name: str = Field(min_length=1)
     send_resolved: bool = True
     """Tell this receiver when a group's alerts clear (a never-notified episode is always told)."""
+    max_per_minute: float | None = Field(default=None, gt=0)
+    """Client-side rate limit: at most this many messages a minute, one at a time."""
 
     def _one_of(self, inline: str, file: str) -> None:
         given = [n for n in (inline, file) if getattr(self, n) is not None]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -11,6 +13,7 @@ from ._config import AlertingConfig
 from ._dispatcher import Receiver
 from ._email import EmailReceiver
 from ._pagerduty import PagerDutyReceiver
+from ._ratelimit import TokenBucket
 from ._slack import SlackReceiver
 from ._webhook import WebhookReceiver
 
@@ -53,3 +56,16 @@ def build_receiver(declaration: declared.ReceiverConfig) -> Receiver:
 def build_receivers(config: AlertingConfig) -> dict[str, Receiver]:
     """Every receiver of the config, by name."""
     return {declaration.name: build_receiver(declaration) for declaration in config.receivers}
+
+
+def build_rate_limits(
+    config: AlertingConfig, clock: Callable[[], float] = time.monotonic
+) -> dict[str, TokenBucket]:
+    """A token bucket (burst 1: evenly spaced sends) per receiver with `max_per_minute`."""
+    return {
+        declaration.name: TokenBucket(
+            rate_per_s=declaration.max_per_minute / 60, burst=1, clock=clock
+        )
+        for declaration in config.receivers
+        if declaration.max_per_minute is not None
+    }

@@ -89,6 +89,7 @@ def alerting_workers(settings: Settings, engine, registry) -> list:
         AlertEvaluator,
         AlertMetrics,
         Dispatcher,
+        build_rate_limits,
         build_receivers,
         load_config,
     )
@@ -102,6 +103,7 @@ def alerting_workers(settings: Settings, engine, registry) -> list:
     dispatcher = Dispatcher(
         engine,
         build_receivers(config),
+        rate_limits=build_rate_limits(config),
         lease_s=settings.alerts.lease_s,
         timeout_s=settings.alerts.send_timeout_s,
         interval_s=settings.alerts.dispatch_interval_s,

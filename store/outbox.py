@@ -99,6 +99,17 @@ def claim_due(
     return sorted(rows, key=lambda row: (row.next_attempt_ns, row.id))
 
 
+def postpone(connection: sa.Connection, row: sa.Row, owner: str, *, until_ns: int) -> bool:
+    """Give a claimed row back, due again at `until_ns`, without counting an attempt
+    (a client-side rate limit said not yet)."""
+    released = connection.execute(
+        sa.update(_OUTBOX)
+        .where(_OUTBOX.c.id == row.id, _OUTBOX.c.lease_owner == owner)
+        .values(next_attempt_ns=until_ns, lease_owner=None, lease_expires_ns=0)
+    )
+    return released.rowcount == 1
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
     """What one delivery attempt came to, as the dispatcher decided."""

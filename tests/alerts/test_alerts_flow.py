@@ -5,10 +5,17 @@ once whatever the group_interval, silences honoured, two evaluators never both s
 from __future__ import annotations
 
 import base64
+import random
 
-from loopback import serving, webhook_responder
+from loopback import Response, serving, webhook_responder
 
-from inferloop.alerts import AlertEvaluator, Dispatcher, build_receivers, load_config
+from inferloop.alerts import (
+    AlertEvaluator,
+    Dispatcher,
+    build_rate_limits,
+    build_receivers,
+    load_config,
+)
 from inferloop.store.alert_state import save_silence
 from inferloop.store.findings import insert_finding, update_finding
 from inferloop.store.outbox import notifications
@@ -18,7 +25,7 @@ T0 = 1_900_000_000 * NS
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
 
-def _config(url: str):
+def _config(url: str, extra_receiver: str = ""):
     return load_config(
         f"""
 rules:
@@ -34,7 +41,7 @@ receivers:
     type: webhook
     url: {url}
     secret: {SECRET}
-"""
+{extra_receiver}"""
     )
 
 
@@ -49,28 +56,29 @@ class VirtualClock:
         self.now_ns += int(seconds * NS)
 
 
+def _finding_values(model: str, feature: str, at_ns: int) -> dict:
+    return {
+        "fingerprint": f"fp-{model}-{feature}",
+        "model": model,
+        "version": "2",
+        "kind": "data_drift",
+        "subject": feature,
+        "severity": "warning",
+        "status": "open",
+        "title": f"{model} 2: feature {feature!r} drifted (ks)",
+        "evidence": {"stattest": "ks", "p_value": 1e-9, "threshold": 0.05},
+        "window_start_ns": at_ns - 900 * NS,
+        "window_end_ns": at_ns,
+        "first_seen_ns": at_ns,
+        "last_seen_ns": at_ns,
+        "opened_at_ns": at_ns,
+        "occurrences": 2,
+    }
+
+
 def _open_finding(engine, feature: str, at_ns: int) -> int:
     with engine.begin() as connection:
-        return insert_finding(
-            connection,
-            {
-                "fingerprint": f"fp-{feature}",
-                "model": "fraud",
-                "version": "2",
-                "kind": "data_drift",
-                "subject": feature,
-                "severity": "warning",
-                "status": "open",
-                "title": f"fraud 2: feature {feature!r} drifted (ks)",
-                "evidence": {"stattest": "ks", "p_value": 1e-9, "threshold": 0.05},
-                "window_start_ns": at_ns - 900 * NS,
-                "window_end_ns": at_ns,
-                "first_seen_ns": at_ns,
-                "last_seen_ns": at_ns,
-                "opened_at_ns": at_ns,
-                "occurrences": 2,
-            },
-        )
+        return insert_finding(connection, _finding_values("fraud", feature, at_ns))
 
 
 def test_a_finding_fires_after_group_wait_and_its_resolve_is_sent_at_once(migrated_engine):
@@ -139,3 +147,84 @@ def test_evaluators_share_the_core_state_through_the_store_and_never_resend(migr
         queued = notifications(connection)
     assert len(sent) == 1
     assert [row.id for row in queued] == [sent[0].id]
+
+
+def _paced_responder(clock: VirtualClock, secret: str, min_gap_s: float, down_until_ns: int = 0):
+    """A receiver that answers 503 until `down_until_ns`, then enforces one message every
+    `min_gap_s` (429 with Retry-After otherwise), both on the test's virtual clock."""
+    verify = webhook_responder(secret)
+    accepted: list[tuple[int, str]] = []
+    refused: list[int] = []
+
+    def respond(request):
+        now = clock()
+        if now < down_until_ns:
+            return Response(503, "down for maintenance")
+        if accepted and now - accepted[-1][0] < min_gap_s * NS:
+            refused.append(now)
+            return Response(429, "rate limited", {"Retry-After": str(min_gap_s)})
+        answer = verify(request)
+        if answer.status < 300:
+            accepted.append((now, request.headers["webhook-id"]))
+        return answer
+
+    respond.accepted, respond.refused = accepted, refused
+    return respond
+
+
+def _drain(dispatcher, engine, clock, *, step_s: float, limit: int = 2000) -> None:
+    for _ in range(limit):
+        dispatcher.run_once()
+        with engine.connect() as connection:
+            if not notifications(connection, states=["pending"]):
+                return
+        clock.advance(step_s)
+    raise AssertionError("the outbox did not drain")
+
+
+def test_a_burst_of_100_findings_is_grouped_and_paced_without_a_single_429(migrated_engine):
+    clock = VirtualClock()
+    for model in range(10):
+        for feature in range(10):
+            with migrated_engine.begin() as connection:
+                values = _finding_values(f"m{model}", f"f{feature}", T0)
+                insert_finding(connection, values)
+    responder = _paced_responder(clock, SECRET, min_gap_s=1.0)
+    with serving(responder) as sink:
+        config = _config(sink.url, extra_receiver="    max_per_minute: 60\n")
+        evaluator = AlertEvaluator(migrated_engine, config, clock=clock)
+        limits = build_rate_limits(config, clock=lambda: clock() / NS)
+        dispatcher = Dispatcher(
+            migrated_engine, build_receivers(config), clock=clock, rate_limits=limits
+        )
+        evaluator.evaluate_once()
+        clock.advance(30)
+        assert len(evaluator.evaluate_once()) == 10  # one message per model
+        _drain(dispatcher, migrated_engine, clock, step_s=0.25)
+    assert len(sink.requests) == 10 and responder.refused == []
+    assert sorted(len(r.json()["alerts"]) for r in sink.requests) == [10] * 10
+
+
+def test_a_receiver_down_for_a_minute_gets_each_notification_exactly_once(migrated_engine):
+    clock = VirtualClock()
+    for model in ("fraud", "churn", "ranker"):
+        with migrated_engine.begin() as connection:
+            insert_finding(connection, _finding_values(model, "amount", T0))
+    responder = _paced_responder(clock, SECRET, min_gap_s=0.0, down_until_ns=T0 + 90 * NS)
+    with serving(responder) as sink:
+        config = _config(sink.url)
+        evaluator = AlertEvaluator(migrated_engine, config, clock=clock)
+        dispatcher = Dispatcher(
+            migrated_engine, build_receivers(config), clock=clock, rng=random.Random(3)
+        )
+        evaluator.evaluate_once()
+        clock.advance(30)
+        queued = {note.id for note in evaluator.evaluate_once()}
+        _drain(dispatcher, migrated_engine, clock, step_s=1.0)
+    assert len(queued) == 3 and len(sink.requests) > 3  # it was down: they were retried
+    assert sorted(i for _, i in responder.accepted) == sorted(queued)  # each once
+    assert min(t for t, _ in responder.accepted) >= T0 + 90 * NS
+    with migrated_engine.connect() as connection:
+        rows = notifications(connection)
+    assert {row.id for row in rows if row.state == "delivered"} == queued
+    assert all(row.attempts >= 2 for row in rows)  # each failed at least once, then landed
