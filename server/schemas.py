@@ -140,3 +140,38 @@ class ReceiverHealthResponse(BaseModel):
     last_success_ns: int | None
     last_failure_ns: int | None
     consecutive_failures: int
+
+
+class SilenceCreate(BaseModel):
+    """A new silence: its matchers and its window (an end, or a duration from the start)."""
+
+    matchers: list[str] = Field(
+        min_length=1, description='Alertmanager matchers, e.g. `model="fraud"`, `kind=~".*drift"`.'
+    )
+    starts_at_ns: int | None = Field(None, description="Default: now.")
+    ends_at_ns: int | None = Field(None, description="Give this or `duration`.")
+    duration: str | None = Field(None, description="`2h`, `90m`, `1h30m`: from the start.")
+    comment: str = ""
+    created_by: str = ""
+
+
+class SilenceEdit(BaseModel):
+    """Fields to change; a change of matchers expires the silence and creates a new one."""
+
+    matchers: list[str] | None = Field(None, min_length=1)
+    ends_at_ns: int | None = None
+    duration: str | None = Field(
+        None, description="New end, counted from now (or from the start, if it has not begun)."
+    )
+    comment: str | None = None
+    created_by: str | None = None
+
+
+class SilenceResponse(BaseModel):
+    id: str
+    matchers: list[str]
+    starts_at_ns: int
+    ends_at_ns: int
+    comment: str
+    created_by: str
+    state: str = Field(description="pending (not begun), active or expired.")

@@ -84,14 +84,21 @@ def list_silences(connection: sa.Connection, *, unexpired_at_ns: int | None = No
     query = sa.select(_SILENCES).order_by(_SILENCES.c.starts_at_ns, _SILENCES.c.id)
     if unexpired_at_ns is not None:
         query = query.where(_SILENCES.c.ends_at_ns > unexpired_at_ns)
-    return [
-        {
-            "id": row.id,
-            "matchers": list(row.matchers),
-            "starts_at_ns": row.starts_at_ns,
-            "ends_at_ns": row.ends_at_ns,
-            "comment": row.comment,
-            "created_by": row.created_by,
-        }
-        for row in connection.execute(query)
-    ]
+    return [_silence_dict(row) for row in connection.execute(query)]
+
+
+def get_silence(connection: sa.Connection, silence_id: str) -> dict | None:
+    """One silence as a dict (as `list_silences` gives them), or None if there is none."""
+    row = connection.execute(sa.select(_SILENCES).where(_SILENCES.c.id == silence_id)).first()
+    return None if row is None else _silence_dict(row)
+
+
+def _silence_dict(row: sa.Row) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "matchers": list(row.matchers),
+        "starts_at_ns": row.starts_at_ns,
+        "ends_at_ns": row.ends_at_ns,
+        "comment": row.comment,
+        "created_by": row.created_by,
+    }
