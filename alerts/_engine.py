@@ -70,11 +70,12 @@ def step(
     """Apply the events at `now_ns`, then decide what each group's receiver must be told."""
     batch = (events,) if not isinstance(events, Sequence) else events
     alerts = dict(state.alerts)
+    latest = _latest_episodes(alerts.values())
     silences = dict(state.silences)
     fired: set[str] = set()
     for event in batch:
         if isinstance(event, AlertChanged):
-            fired |= _apply_alert(alerts, event.alert)
+            fired |= _apply_alert(alerts, latest, event.alert)
         elif isinstance(event, SilenceChanged):
             silences[event.silence.id] = event.silence
     silences = {k: s for k, s in silences.items() if not s.expired(now_ns)}
@@ -110,26 +111,35 @@ def step(
     return Step(new_state, notifications, min(wakeups) if wakeups else None)
 
 
-def _apply_alert(alerts: dict[str, AlertRecord], alert: Alert) -> set[str]:
-    """Update the records in place; returns the key of an episode that began, if one did."""
+def _latest_episodes(records: Iterable[AlertRecord]) -> dict[str, AlertRecord]:
+    """The newest episode of each alert, by fingerprint (computed once per step)."""
+    latest: dict[str, AlertRecord] = {}
+    for record in records:
+        fp = record.alert.fingerprint
+        if fp not in latest or record.episode > latest[fp].episode:
+            latest[fp] = record
+    return latest
+
+
+def _apply_alert(
+    alerts: dict[str, AlertRecord], latest: dict[str, AlertRecord], alert: Alert
+) -> set[str]:
+    """Update the records (and the `latest` index) in place; returns the key of an
+    episode that began, if one did."""
     fp = alert.fingerprint
-    current = max(
-        (r for r in alerts.values() if r.alert.fingerprint == fp),
-        key=lambda r: r.episode,
-        default=None,
-    )
+    current = latest.get(fp)
     if alert.ends_at_ns is None:
         if current is not None and current.firing:
             kept = replace(alert, starts_at_ns=current.alert.starts_at_ns)
-            alerts[current.key] = replace(current, alert=kept)
+            alerts[current.key] = latest[fp] = replace(current, alert=kept)
         else:
             record = AlertRecord(alert, current.episode + 1 if current else 1)
-            alerts[record.key] = record
+            alerts[record.key] = latest[fp] = record
             return {record.key}
     elif current is not None and current.firing:
         ends = max(alert.ends_at_ns, current.alert.starts_at_ns)
         resolved = replace(alert, starts_at_ns=current.alert.starts_at_ns, ends_at_ns=ends)
-        alerts[current.key] = replace(current, alert=resolved)
+        alerts[current.key] = latest[fp] = replace(current, alert=resolved)
     # A resolve of an alert never seen firing has nothing to clear.
     return set()
 

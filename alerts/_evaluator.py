@@ -19,7 +19,12 @@ from dataclasses import replace
 
 from sqlalchemy.engine import Engine
 
-from inferloop.store.alert_state import list_silences, load_engine_state, save_engine_state
+from inferloop.store.alert_state import (
+    list_silences,
+    load_engine_state,
+    lock_engine_state,
+    save_engine_state,
+)
 from inferloop.store.findings import findings_by_id, list_findings
 from inferloop.store.outbox import enqueue_notifications
 from inferloop.store.vocabulary import FindingStatus
@@ -62,6 +67,7 @@ class AlertEvaluator:
         now_ns = self.clock()
         try:
             with self.engine.begin() as connection:
+                lock_engine_state(connection, now_ns=now_ns)
                 document, version = load_engine_state(connection)
                 state = EngineState() if document is None else EngineState.from_dict(document)
                 events = self._events(connection, state, now_ns)

@@ -1,9 +1,10 @@
 """The alerting core's state and the silences, kept in SQL so any process can carry on.
 
-The state is one JSON document (alerts, groups, the sent log) with a version; a
-writer saves it only if nobody saved since it read (optimistic concurrency), in the
-transaction that also queues the notifications that step produced. Two evaluators
-therefore never both send for the same step: the loser's transaction rolls back.
+The state is one JSON document (alerts, groups, the sent log) with a version. An
+evaluator locks it for its pass (`lock_engine_state`), then saves it in the
+transaction that also queues the notifications that step produced, and only if
+the version is the one it read. Two evaluators therefore never both send for the
+same step: the second waits for the first, then steps from its result.
 """
 
 from __future__ import annotations
@@ -18,6 +19,30 @@ from .dialect import dialect_insert
 _STATE = AlertGroupState.__table__
 _SILENCES = AlertSilence.__table__
 ENGINE_STATE_KEY = "engine"
+
+
+def lock_engine_state(connection: sa.Connection, *, now_ns: int) -> None:
+    """Take the state for this transaction: other evaluators wait until it commits.
+
+    Creates the (empty) row on first use; on SQLite the write that does so, or a no-op
+    UPDATE, takes the database's write lock first, so the pass cannot fail later on a
+    stale read; on PostgreSQL the row is locked FOR UPDATE.
+    """
+    connection.execute(
+        dialect_insert(connection, _STATE)
+        .values(key=ENGINE_STATE_KEY, state=None, next_wakeup_ns=None, updated_at_ns=0)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.select(_STATE.c.key).where(_STATE.c.key == ENGINE_STATE_KEY).with_for_update()
+        )
+    else:
+        connection.execute(
+            sa.update(_STATE)
+            .where(_STATE.c.key == ENGINE_STATE_KEY)
+            .values(updated_at_ns=_STATE.c.updated_at_ns)
+        )
 
 
 def load_engine_state(connection: sa.Connection) -> tuple[dict[str, Any] | None, int]:
@@ -37,25 +62,16 @@ def save_engine_state(
     next_wakeup_ns: int | None,
 ) -> bool:
     """Save `state` if the stored version is still `seen_version`; False if another
-    writer got there first (the caller's transaction must then roll back)."""
-    version = max(now_ns, seen_version + 1)
-    if seen_version == 0:
-        inserted = connection.execute(
-            dialect_insert(connection, _STATE)
-            .values(
-                key=ENGINE_STATE_KEY,
-                state=state,
-                next_wakeup_ns=next_wakeup_ns,
-                updated_at_ns=version,
-            )
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(_STATE.c.key)
-        )
-        return inserted.first() is not None  # rowcount is not reliable here on psycopg
+    writer got there first (the caller's transaction must then roll back). Under
+    `lock_engine_state` nobody can, so False means a caller skipped the lock."""
     updated = connection.execute(
         sa.update(_STATE)
         .where(_STATE.c.key == ENGINE_STATE_KEY, _STATE.c.updated_at_ns == seen_version)
-        .values(state=state, next_wakeup_ns=next_wakeup_ns, updated_at_ns=version)
+        .values(
+            state=state,
+            next_wakeup_ns=next_wakeup_ns,
+            updated_at_ns=max(now_ns, seen_version + 1),
+        )
     )
     return updated.rowcount == 1
 

@@ -63,7 +63,8 @@ def claim_due(
     connection: sa.Connection, owner: str, *, now_ns: int, lease_ns: int, limit: int = 50
 ) -> list[sa.Row]:
     """Take up to `limit` pending rows that are due and not leased; they are `owner`'s
-    until `now_ns + lease_ns`."""
+    until `now_ns + lease_ns`. One UPDATE … RETURNING: it starts with a write, so on
+    SQLite it queues for the write lock instead of failing on a stale read."""
     due = (
         sa.select(_OUTBOX.c.id)
         .where(
@@ -75,28 +76,14 @@ def claim_due(
         .limit(limit)
     )
     if connection.dialect.name == "postgresql":
-        ids = list(connection.scalars(due.with_for_update(skip_locked=True)))
-        if not ids:
-            return []
-        connection.execute(
-            sa.update(_OUTBOX)
-            .where(_OUTBOX.c.id.in_(ids))
-            .values(lease_owner=owner, lease_expires_ns=now_ns + lease_ns)
-        )
-    else:
-        ids = []
-        for candidate in connection.scalars(due).all():
-            taken = connection.execute(
-                sa.update(_OUTBOX)
-                .where(_OUTBOX.c.id == candidate, _OUTBOX.c.lease_expires_ns <= now_ns)
-                .values(lease_owner=owner, lease_expires_ns=now_ns + lease_ns)
-            )
-            if taken.rowcount == 1:
-                ids.append(candidate)
-        if not ids:
-            return []
-    rows = connection.execute(sa.select(_OUTBOX).where(_OUTBOX.c.id.in_(ids))).all()
-    return sorted(rows, key=lambda row: (row.next_attempt_ns, row.id))
+        due = due.with_for_update(skip_locked=True)
+    claimed = connection.execute(
+        sa.update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires_ns=now_ns + lease_ns)
+        .returning(*_OUTBOX.c)
+    ).all()
+    return sorted(claimed, key=lambda row: (row.next_attempt_ns, row.id))
 
 
 def postpone(connection: sa.Connection, row: sa.Row, owner: str, *, until_ns: int) -> bool:
