@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import sqlalchemy as sa
 
 from inferloop.alerts import AlertEvaluator, Dispatcher, build_receivers, load_config
 from inferloop.settings import AlertsSettings
@@ -186,7 +187,7 @@ def main() -> None:
     floor = _percentiles(baseline)
     figures = {
         "findings": options.findings,
-        "store": "sqlite" if options.database_url is None else "given",
+        "store": sa.engine.make_url(url).get_backend_name(),
         "evaluate_interval_s": pacing.evaluate_interval_s,
         "dispatch_interval_s": pacing.dispatch_interval_s,
         "group_interval_s": GROUP_INTERVAL_S,
