@@ -21,6 +21,7 @@ from inferloop import __version__
 from inferloop.signals import stop_event_on_signals, wait_until_set
 from inferloop.store.vocabulary import ACTIVE_STATUSES, FindingStatus
 
+from .cli_alerts import add_alert_commands
 from .flags import add_setting_flags
 
 
@@ -257,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     findings.set_defaults(status=None)
     findings.set_defaults(handler=cmd_findings)
+
+    add_alert_commands(commands, STORE_SETTINGS)
 
     dev = commands.add_parser("dev", help="local Kafka and PostgreSQL for development and tests")
     dev.add_argument("service", choices=["kafka", "postgres", "services"])
