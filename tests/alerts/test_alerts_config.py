@@ -186,3 +186,14 @@ def test_a_data_quality_subject_names_its_feature() -> None:
         {**FINDING, "kind": "data_quality", "subject": "age:null_share", "evidence": {}}
     )
     assert labels["feature"] == "age" and labels["subject"] == "age:null_share"
+
+
+def test_the_readme_shows_the_example_config_that_loads() -> None:
+    from pathlib import Path
+
+    from inferloop.alerts._config import EXAMPLE_CONFIG
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"```yaml\n{EXAMPLE_CONFIG.rstrip()}\n```" in readme, (
+        "README's alerting example differs from alerts._config.EXAMPLE_CONFIG"
+    )
