@@ -28,8 +28,12 @@ NOT_DELIVERED = 1
 
 
 def cmd_alerts_check(args: argparse.Namespace) -> int:
-    """Validate a config: a summary when it is sound, every problem with its line if not."""
-    from inferloop.alerts import ConfigError, load_config
+    """Validate a config: a summary when it is sound, every problem with its line if not.
+
+    Unless `--syntax-only`, each receiver is also built as `inferloop up` builds it
+    (secret files read, URLs checked), so a check that passes means the start will.
+    """
+    from inferloop.alerts import ConfigError, build_receiver, load_config
 
     path = args.file or settings_from_args(args).alerts.config_file
     if path is None:
@@ -45,6 +49,19 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
             where = f" {problem.path}:" if problem.path else ""
             print(f"  {path}:{line}{where} {problem.message}", file=sys.stderr)
         return USAGE_ERROR
+    if not args.syntax_only:
+        unbuildable = []
+        for declaration in config.receivers:
+            try:
+                build_receiver(declaration)
+            except (OSError, ValueError) as error:  # messages leave secrets out
+                unbuildable.append(f"receiver {declaration.name!r}: {error}")
+        if unbuildable:
+            print(f"{path}: receivers that cannot be built:", file=sys.stderr)
+            for line in unbuildable:
+                print(f"  {line}", file=sys.stderr)
+            print("  (--syntax-only checks the file alone)", file=sys.stderr)
+            return USAGE_ERROR
     routes = config.root.walk()
     receivers = ", ".join(f"{r.name} ({r.type})" for r in config.receivers)
     print(f"{path}: valid")
@@ -349,10 +366,16 @@ def add_alert_commands(
         "check",
         help="validate an alerting config file",
         description="Validate an alerting config: exit 0 with a summary of its rules, routes "
-        "and receivers, or exit 2 printing every problem with its line.",
+        "and receivers, or exit 2 printing every problem with its line. Each receiver is "
+        "also built (secret files read) as `inferloop up` would, unless --syntax-only.",
     )
     check.add_argument(
         "file", nargs="?", type=Path, help="the YAML file (default: INFERLOOP_ALERTS__CONFIG_FILE)"
+    )
+    check.add_argument(
+        "--syntax-only",
+        action="store_true",
+        help="check the file alone: do not read the receivers' secret files",
     )
     check.set_defaults(handler=cmd_alerts_check)
 

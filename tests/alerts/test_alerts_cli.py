@@ -89,7 +89,7 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_check_summarises_a_valid_config(tmp_path, capsys) -> None:
     path = tmp_path / "example.yaml"
     path.write_text(EXAMPLE_CONFIG)
-    code, out, _ = _run(capsys, "alerts", "check", path)
+    code, out, _ = _run(capsys, "alerts", "check", path, "--syntax-only")
     assert code == 0
     assert f"{path}: valid" in out
     assert "rules: 2" in out and "routes: 3 (the root and 2 below it)" in out
@@ -124,8 +124,21 @@ def test_check_reads_the_configured_file_by_default_and_says_when_there_is_none(
     path = tmp_path / "example.yaml"
     path.write_text(EXAMPLE_CONFIG)
     monkeypatch.setenv("INFERLOOP_ALERTS__CONFIG_FILE", str(path))
-    code, out, _ = _run(capsys, "alerts", "check")
+    code, out, _ = _run(capsys, "alerts", "check", "--syntax-only")
     assert code == 0 and f"{path}: valid" in out
+
+
+def test_check_builds_each_receiver_so_a_missing_secret_file_fails_as_the_start_would(
+    config_file, capsys
+) -> None:
+    path = config_file()
+    code, out, err = _run(capsys, "alerts", "check", path)
+    assert code == 2 and out == ""
+    assert "receiver 'unreadable'" in err and "no-such-secret" in err
+    assert "'oncall'" not in err and "'chat'" not in err
+    assert SECRET not in err
+    code, out, _ = _run(capsys, "alerts", "check", path, "--syntax-only")
+    assert code == 0 and "receivers: 3: oncall (webhook), chat (slack), unreadable (webhook)" in out
 
 
 def test_check_of_a_missing_file_is_a_message_not_a_traceback(tmp_path, capsys) -> None:
