@@ -39,6 +39,10 @@ class Rule(BaseModel):
         return matches_all(self.matchers, labels)
 
 
+EVERY_FINDING = Rule(name="every-finding")
+"""The rule in force when a config lists none: each open finding alerts at its severity."""
+
+
 def finding_labels(finding: Mapping[str, Any]) -> dict[str, str]:
     """The label set of a finding row (labels with no value are left out)."""
     kind = str(finding["kind"])
@@ -64,6 +68,7 @@ def alert_from_finding(rules: Iterable[Rule], finding: Mapping[str, Any]) -> Ale
     if status in ("pending", "dismissed"):
         return None
     labels = finding_labels(finding)
+    rules = tuple(rules) or (EVERY_FINDING,)  # no rules written: every finding alerts
     rule = next((r for r in rules if r.matches(labels)), None)
     if rule is None:
         return None

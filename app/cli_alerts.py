@@ -187,6 +187,35 @@ def marked_test_notification(receiver: str, dashboard_url: str | None, now_ns: i
 # ---------------------------------------------------------------- silences
 
 
+def cmd_alerts_run(args: argparse.Namespace) -> int:
+    """The evaluator and the dispatcher as a service (scale-out: run several on PostgreSQL)."""
+    from prometheus_client import CollectorRegistry
+
+    from inferloop.alerts import ConfigError
+    from inferloop.signals import stop_event_on_signals, wait_until_set
+
+    from .embedded import alerting_workers
+    from .flags import settings_from_args
+
+    settings = settings_from_args(args)
+    if settings.alerts.config_file is None:
+        return _fail("no alerting config: pass --config-file or set INFERLOOP_ALERTS__CONFIG_FILE")
+    engine = _engine(settings)
+    try:
+        workers = alerting_workers(settings, engine, CollectorRegistry())
+    except (ConfigError, OSError) as error:
+        return _fail(f"{error}")
+    stop = stop_event_on_signals()
+    for worker in workers:
+        worker.start()
+    print(f"alerting from {settings.alerts.config_file} on {settings.resolved_database_url()}")
+    wait_until_set(stop)
+    for worker in reversed(workers):
+        worker.stop()
+    engine.dispose()
+    return 0
+
+
 def cmd_silences_add(args: argparse.Namespace) -> int:
     from inferloop.alerts import add_silence
 
@@ -403,6 +432,16 @@ def add_alert_commands(
     test.add_argument("receiver", help="the receiver's name in the config")
     add_setting_flags(test, "alerts.config_file", "alerts.dashboard_url", "alerts.send_timeout_s")
     test.set_defaults(handler=cmd_alerts_test)
+
+    run = actions.add_parser(
+        "run",
+        help="evaluate findings and deliver notifications until stopped",
+        description="The alert evaluator and the outbox dispatcher as one long-running "
+        "process (what `inferloop up` runs inside). Several can share a PostgreSQL store: "
+        "the core's state is locked per pass and notifications are claimed with leases.",
+    )
+    add_setting_flags(run, *store_settings, "alerts.*")
+    run.set_defaults(handler=cmd_alerts_run)
 
     silences = commands.add_parser(
         "silences",

@@ -389,3 +389,73 @@ def test_each_command_explains_itself_in_its_help(capsys, argv, phrase) -> None:
         main(argv)
     assert exited.value.code == 0
     assert phrase in " ".join(capsys.readouterr().out.split())
+
+
+def test_alerts_run_delivers_open_findings_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from waiting import wait_for
+
+    from inferloop.store import create_engine_for, upgrade
+
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    upgrade(url)
+    engine = create_engine_for(url)
+    now = time.time_ns()
+    with engine.begin() as connection:
+        insert_finding(
+            connection,
+            {
+                "fingerprint": "fp-run",
+                "model": "fraud",
+                "version": "2",
+                "kind": "error_rate_regression",
+                "subject": "error_rate",
+                "severity": "critical",
+                "status": "open",
+                "title": "fraud 2: error rate 0 → 2.1%",
+                "evidence": {"p_value": 2e-10},
+                "window_start_ns": now - 900 * 10**9,
+                "window_end_ns": now,
+                "first_seen_ns": now,
+                "last_seen_ns": now,
+                "opened_at_ns": now,
+                "occurrences": 2,
+            },
+        )
+    engine.dispose()
+    with serving(webhook_responder(SECRET)) as sink:
+        config = tmp_path / "alerting.yaml"
+        config.write_text(
+            "rules:\n  - name: everything\n"
+            "route:\n  receiver: oncall\n  group_wait: 0s\nreceivers:\n"
+            f"  - name: oncall\n    type: webhook\n    url: {sink.url}\n    secret: {SECRET}\n"
+        )
+        env = {
+            **os.environ,
+            "INFERLOOP_DATABASE_URL": url,
+            "INFERLOOP_ALERTS__CONFIG_FILE": str(config),
+        }
+        with subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "inferloop.app",
+                "alerts",
+                "run",
+                "--evaluate-interval-s",
+                "0.1",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        ) as process:
+            try:
+                wait_for(lambda: sink.requests, timeout=30, what="the alert to be delivered")
+            finally:
+                process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+    (request,) = sink.requests
+    assert request.json()["alerts"][0]["annotations"]["title"] == "fraud 2: error rate 0 → 2.1%"

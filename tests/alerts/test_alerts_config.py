@@ -197,3 +197,10 @@ def test_the_readme_shows_the_example_config_that_loads() -> None:
     assert f"```yaml\n{EXAMPLE_CONFIG.rstrip()}\n```" in readme, (
         "README's alerting example differs from alerts._config.EXAMPLE_CONFIG"
     )
+
+
+def test_without_rules_every_open_finding_alerts_at_its_own_severity() -> None:
+    alert = alert_from_finding((), FINDING)
+    assert alert is not None and alert.annotations["rule"] == "every-finding"
+    assert alert.labels["severity"] == FINDING["severity"]
+    assert alert_from_finding((), {**FINDING, "status": "pending"}) is None
