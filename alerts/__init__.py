@@ -27,6 +27,7 @@ from ._model import (
 from ._pagerduty import PagerDutyReceiver
 from ._ratelimit import RateLimiter
 from ._receivers import build_rate_limits, build_receiver, build_receivers
+from ._rules import EVERY_FINDING, Rule, effective_rules
 from ._silence_admin import (
     SilenceExpired,
     UnknownSilence,
@@ -43,6 +44,7 @@ from ._slack import SlackReceiver
 from ._webhook import WebhookReceiver
 
 __all__ = [
+    "EVERY_FINDING",
     "Alert",
     "AlertEvaluator",
     "AlertMetrics",
@@ -60,6 +62,7 @@ __all__ = [
     "Receiver",
     "RetryPolicy",
     "RouteReach",
+    "Rule",
     "Silence",
     "SilenceError",
     "SilenceExpired",
@@ -71,6 +74,7 @@ __all__ = [
     "build_receiver",
     "build_receivers",
     "edit_stored_silence",
+    "effective_rules",
     "expire_stored_silence",
     "explain",
     "explain_now",

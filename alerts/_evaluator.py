@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from sqlalchemy.engine import Engine
 
+from inferloop.store.alert_rules import list_rules
 from inferloop.store.alert_state import (
     list_silences,
     load_engine_state,
@@ -33,7 +34,7 @@ from ._config import AlertingConfig
 from ._dispatcher import outbox_row
 from ._engine import step
 from ._model import Alert, Notification
-from ._rules import alert_from_finding
+from ._rules import alert_from_finding, effective_rules
 from ._silences import Silence
 from ._state import AlertChanged, EngineState, Event, SilenceChanged
 
@@ -88,8 +89,9 @@ class AlertEvaluator:
     def _events(self, connection, state: EngineState, now_ns: int) -> list[Event]:
         """Alerts of the open findings, resolves of those no longer open, the silences."""
         firing: dict[str, Alert] = {}
+        rules = effective_rules(list_rules(connection), self.config.rules)
         for row in list_findings(connection, statuses=[FindingStatus.OPEN]):
-            alert = alert_from_finding(self.config.rules, row._mapping)
+            alert = alert_from_finding(rules, row._mapping)
             if alert is not None and alert.ends_at_ns is None:
                 firing[alert.fingerprint] = alert
         events: list[Event] = [AlertChanged(alert) for alert in firing.values()]

@@ -11,13 +11,14 @@ from collections.abc import Mapping
 
 import sqlalchemy as sa
 
+from inferloop.store.alert_rules import list_rules
 from inferloop.store.alert_state import list_silences
 from inferloop.store.findings import list_findings
 from inferloop.store.vocabulary import FindingStatus
 
 from ._config import AlertingConfig
 from ._explain import RouteReach, explain
-from ._rules import alert_from_finding
+from ._rules import alert_from_finding, effective_rules
 from ._silences import Silence
 
 
@@ -27,8 +28,9 @@ def explain_now(
     """`explain` with the stored silences and the alerts of the open findings as inputs."""
     silences = [Silence.from_dict(s) for s in list_silences(connection, unexpired_at_ns=now_ns)]
     firing = []
+    rules = effective_rules(list_rules(connection), config.rules)
     for row in list_findings(connection, statuses=[FindingStatus.OPEN]):
-        alert = alert_from_finding(config.rules, row._mapping)
+        alert = alert_from_finding(rules, row._mapping)
         if alert is not None and alert.ends_at_ns is None:
             firing.append(alert)
     return explain(config, labels, silences, firing, now_ns)

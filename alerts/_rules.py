@@ -9,7 +9,8 @@ override and extra labels. No rule matching means no alert. Pending findings
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._fields import MatcherField
 from ._matchers import matches_all
 from ._model import Alert
+
+logger = logging.getLogger(__name__)
 
 FEATURE_KINDS = frozenset({"data_drift", "prediction_drift", "embedding_drift", "data_quality"})
 """Finding kinds whose subject names a feature (a data-quality subject is `column:check`)."""
@@ -41,6 +44,22 @@ class Rule(BaseModel):
 
 EVERY_FINDING = Rule(name="every-finding")
 """The rule in force when a config lists none: each open finding alerts at its severity."""
+
+
+def effective_rules(
+    stored: Iterable[Mapping[str, Any]], file_rules: Sequence[Rule]
+) -> tuple[Rule, ...]:
+    """The rules in force: those added through the API (oldest first), then the file's,
+    or `EVERY_FINDING` when the file lists none (so a rule added to override one kind
+    does not mute the rest). A stored rule that no longer validates is skipped, with a
+    warning, rather than stopping every alert."""
+    from_api = []
+    for data in stored:
+        try:
+            from_api.append(Rule.model_validate(data))
+        except ValueError as error:
+            logger.warning("stored alert rule %r is invalid, skipped: %s", data.get("name"), error)
+    return (*from_api, *(file_rules or (EVERY_FINDING,)))
 
 
 def finding_labels(finding: Mapping[str, Any]) -> dict[str, str]:

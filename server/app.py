@@ -15,6 +15,7 @@ from inferloop.settings import Settings
 from inferloop.store import create_engine_for
 
 from . import (
+    routes_alert_rules,
     routes_alerts,
     routes_dead_letters,
     routes_findings,
@@ -71,4 +72,5 @@ def create_app(
     app.include_router(routes_findings.router)
     app.include_router(routes_references.router)
     app.include_router(routes_alerts.router)
+    app.include_router(routes_alert_rules.router)
     return app

@@ -175,3 +175,18 @@ class SilenceResponse(BaseModel):
     comment: str
     created_by: str
     state: str = Field(description="pending (not begun), active or expired.")
+
+
+class AlertRuleBody(BaseModel):
+    """Which findings alert: all `matchers` over the finding's labels; first match wins."""
+
+    matchers: list[str] = Field(
+        default_factory=list, description='e.g. ["kind=~\\".*drift\\"", "model=\\"fraud\\""]'
+    )
+    severity: Severity | None = Field(default=None, description="Overrides the finding's.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels for routing.")
+
+
+class AlertRuleResponse(AlertRuleBody):
+    name: str
+    source: str = Field(description="api (stored, evaluated first) or file (the config file).")

@@ -1,5 +1,5 @@
 """Alerting tables: the notification outbox, its delivery log, receiver health, silences,
-and the state of each alert group.
+rules added through the API, and the state of each alert group.
 
 Everything the dispatcher knows lives here, not in memory, so a dispatcher killed
 at any point resumes where it stopped and two dispatchers can share the work:
@@ -104,3 +104,16 @@ class AlertGroupState(Base):
     updated_at_ns: Mapped[int] = mapped_column(sa.BigInteger)
 
     __table_args__ = (sa.Index("ix_alert_group_states_next_wakeup", "next_wakeup_ns"),)
+
+
+class AlertRule(Base):
+    """A rule added through the API; evaluated before the config file's rules."""
+
+    __tablename__ = "alert_rules"
+
+    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    matchers: Mapped[list[str]] = mapped_column(sa.JSON)
+    severity: Mapped[str | None] = mapped_column(sa.String(16))
+    labels: Mapped[dict[str, str]] = mapped_column(sa.JSON)
+    created_at_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    updated_at_ns: Mapped[int] = mapped_column(sa.BigInteger)
