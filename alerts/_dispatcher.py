@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from inferloop.periodic import PeriodicThread
 from inferloop.store.outbox import (
     AttemptRecord,
     DeliveryState,
@@ -100,8 +100,9 @@ class Dispatcher:
         self.timeout_s = timeout_s
         self.interval_s = interval_s
         self.metrics = metrics or AlertMetrics()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PeriodicThread(
+            f"inferloop-dispatcher-{self.owner}", self._round, retry_s=interval_s, logger=logger
+        )
 
     def run_once(self) -> int:
         """Send every notification due now (one claimed batch); returns how many were tried."""
@@ -236,30 +237,15 @@ class Dispatcher:
         )
         enqueue_notifications(connection, [outbox_row(meta)])
 
+    def _round(self) -> float:
+        """One claimed batch; go on at once while there is more, else sleep."""
+        return 0.0 if self.run_once() >= self.batch_size else self.interval_s
+
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"inferloop-dispatcher-{self.owner}", daemon=True
-        )
         self._thread.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                tried = self.run_once()
-            except Exception:  # the loop outlives a bad round (database restart, ...)
-                logger.exception("dispatcher round failed")
-                tried = 0
-            if tried < self.batch_size:
-                self._stop.wait(self.interval_s)
+        self._thread.stop(timeout)
 
 
 def outbox_row(notification: Notification) -> dict:

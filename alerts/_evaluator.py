@@ -12,13 +12,13 @@ one `evaluate_interval_s` after its state change was committed.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
 from sqlalchemy.engine import Engine
 
+from inferloop.periodic import PeriodicThread
 from inferloop.store.alert_rules import list_rules
 from inferloop.store.alert_state import (
     list_silences,
@@ -60,8 +60,9 @@ class AlertEvaluator:
         self.config = config
         self.clock = clock
         self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PeriodicThread(
+            "inferloop-alerts", self._round, retry_s=interval_s, logger=logger
+        )
 
     def evaluate_once(self) -> list[Notification]:
         """One step of the core at `clock()`; returns the notifications it queued."""
@@ -112,23 +113,12 @@ class AlertEvaluator:
         ]
         return events
 
+    def _round(self) -> float:
+        self.evaluate_once()
+        return self.interval_s
+
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="inferloop-alerts", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.evaluate_once()
-            except Exception:  # the loop outlives a bad pass (database restart, ...)
-                logger.exception("alert evaluation failed")
-            self._stop.wait(self.interval_s)
+        self._thread.stop(timeout)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from inferloop.grains import floor_to_minute_s
+from inferloop.periodic import PeriodicThread
 from inferloop.settings import Settings
 from inferloop.store.events_read import active_models, active_versions
 from inferloop.store.leases import claim_model, finish_model
@@ -57,8 +57,12 @@ class AnalyzerWorker:
         self.clock = clock
         self.reports_dir = Path(reports_dir) if reports_dir else Path(settings.data_dir) / "reports"
         self._analysis = ModelAnalysis(engine, self.config, self.reports_dir)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PeriodicThread(
+            f"inferloop-analyzer-{self.worker_id}",
+            self._round,
+            retry_s=self.interval_s,
+            logger=logger,
+        )
         self.runs = 0
         self.failures = 0
 
@@ -72,7 +76,7 @@ class AnalyzerWorker:
             models = active_models(connection, since_s)
         changes: list[FindingChange] = []
         for model in models:
-            if self._stop.is_set():
+            if self._thread.stopping:
                 break
             with self.engine.begin() as connection:
                 claimed = claim_model(
@@ -98,27 +102,18 @@ class AnalyzerWorker:
         self.runs += 1
         return changes
 
+    def _round(self) -> float:
+        """One run; the next starts one interval after this one started."""
+        started = time.monotonic()
+        try:
+            self.run_once()
+        except Exception:
+            self.failures += 1
+            raise
+        return max(0.0, self.interval_s - (time.monotonic() - started))
+
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"inferloop-analyzer-{self.worker_id}", daemon=True
-        )
         self._thread.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.run_once()
-            except Exception:  # the loop outlives a bad run (database restart, ...)
-                self.failures += 1
-                logger.exception("analyzer run failed")
-            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
+        self._thread.stop(timeout)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from inferloop.periodic import PeriodicThread
+
 from .tables import DeadLetter, Event, MinuteRollup
+
+logger = logging.getLogger(__name__)
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 _DELETE_CHUNK = 10_000
@@ -62,29 +67,21 @@ class RetentionWorker:
     def __init__(
         self, engine: Engine, *, older_than_days: float, interval_s: float = 3600.0
     ) -> None:
-        import threading
-
         self.engine = engine
         self.older_than_days = older_than_days
         self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="inferloop-retention", daemon=True)
+        self._thread = PeriodicThread(
+            "inferloop-retention", self._round, retry_s=interval_s, logger=logger
+        )
 
-    def _run(self) -> None:
-        import logging
-
-        while not self._stop.is_set():
-            try:
-                deleted = prune_raw_events(self.engine, older_than_days=self.older_than_days)
-                if deleted:
-                    logging.getLogger(__name__).info("retention pruned %d raw events", deleted)
-            except Exception:  # keep pruning on the next round; the store may be back
-                logging.getLogger(__name__).exception("retention pass failed")
-            self._stop.wait(self.interval_s)
+    def _round(self) -> float:
+        deleted = prune_raw_events(self.engine, older_than_days=self.older_than_days)
+        if deleted:
+            logger.info("retention pruned %d raw events", deleted)
+        return self.interval_s
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+        self._thread.stop(timeout=30)
