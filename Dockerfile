@@ -12,6 +12,7 @@ COPY store store
 COPY collector collector
 COPY analyzer analyzer
 COPY alerts alerts
+COPY feedback feedback
 COPY server server
 COPY migrations migrations
 RUN pip install --no-cache-dir '.[platform]'

@@ -10,7 +10,12 @@ from .base import Base
 
 # Modules that subclass Base. Optional ones belong to other components and may
 # not exist yet in a given checkout.
-_TABLE_MODULES = ("inferloop.store.tables", "inferloop.store.analysis", "inferloop.store.alerting")
+_TABLE_MODULES = (
+    "inferloop.store.tables",
+    "inferloop.store.analysis",
+    "inferloop.store.alerting",
+    "inferloop.store.registry",
+)
 _OPTIONAL_TABLE_MODULES: tuple[str, ...] = ()
 
 
