@@ -15,6 +15,7 @@ _TABLE_MODULES = (
     "inferloop.store.analysis",
     "inferloop.store.alerting",
     "inferloop.store.registry",
+    "inferloop.store.feedback_tables",
 )
 _OPTIONAL_TABLE_MODULES: tuple[str, ...] = ()
 
