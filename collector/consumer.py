@@ -22,6 +22,7 @@ from prometheus_client import start_http_server
 from inferloop.settings import Settings
 from inferloop.store import create_engine_for
 
+from .label_records import prepare_with_labels
 from .metrics import IngestMetrics
 from .pipeline import IngestPipeline, IngestResult, InputMessage, PreparedBatch
 from .rejection import Rejection
@@ -127,6 +128,9 @@ def run_collector(
 ) -> None:
     """Consume ``settings.kafka_topic`` as a member of ``settings.kafka_group_id`` until stopped.
 
+    Also consumes ``settings.kafka_labels_topic``: plain label records
+    (``label_records.py``), stored under the same guarantee as events.
+
     Blocks. Returns once ``stop_event`` is set (the caller sets it from its
     SIGTERM/SIGINT handler). The schema must already be migrated. Tuning comes
     from ``settings.collector`` (``INFERLOOP_COLLECTOR__*``):
@@ -162,6 +166,7 @@ def run_collector(
     )
     consumer = KafkaConsumer(
         settings.kafka_topic,
+        settings.kafka_labels_topic,
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
         group_id=settings.kafka_group_id,
         client_id=tuning.client_id,
@@ -185,13 +190,24 @@ def run_collector(
     # database works on the previous one (psycopg/sqlite3 release the GIL).
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferloop-store")
     in_flight: _InFlight | None = None
-    logger.info("collector joined group %s on %s", settings.kafka_group_id, settings.kafka_topic)
+    logger.info(
+        "collector joined group %s on %s and %s",
+        settings.kafka_group_id,
+        settings.kafka_topic,
+        settings.kafka_labels_topic,
+    )
     try:
         while not stop_event.is_set():
             polled = consumer.poll(timeout_ms=50 if in_flight else 500)
             if polled:
                 messages, offsets = _to_messages(polled)
-                prepared = pipeline.prepare(messages, source="kafka")
+                prepared = prepare_with_labels(
+                    pipeline,
+                    messages,
+                    labels_topic=settings.kafka_labels_topic,
+                    source="kafka",
+                    now_ns=time.time_ns(),
+                )
                 if not _finish(consumer, in_flight, reporter):
                     in_flight = None
                     break  # nothing after an unstored batch may be committed

@@ -146,6 +146,10 @@ class Settings(BaseSettings):
         default="127.0.0.1:9092", description="Comma-separated Kafka brokers."
     )
     kafka_topic: str = Field(default="inferloop.events", description="Topic of inference events.")
+    kafka_labels_topic: str = Field(
+        default="inferloop.labels",
+        description="Topic of label records, shaped as in POST /v1/labels; collectors read it too.",
+    )
     kafka_dead_letter_topic: str = Field(
         default="inferloop.dead-letters", description="Topic that receives rejected input."
     )

@@ -2,6 +2,15 @@
 retrain and redeploy requests, a model registry with history, and a guarded rollout.
 """
 
+from ._cloudevents import (
+    EVENT_SOURCE,
+    REDEPLOY_REQUESTED,
+    RETRAIN_REQUESTED,
+    ROLLBACK_REQUESTED,
+    SPECVERSION,
+    cloud_event,
+    decision_id,
+)
 from ._guard import (
     DEFAULT_ACCURACY,
     DEFAULT_ERROR_RATE,
@@ -14,6 +23,14 @@ from ._guard import (
     Outcome,
     RolloutGuard,
 )
+from ._join import (
+    DEFAULT_JOIN_WINDOW_S,
+    LabelJoinReport,
+    VersionJoin,
+    label_join,
+    summarize_join,
+)
+from ._redeploy import request_redeploy, start_canary
 from ._registry import (
     LEGAL_MOVES,
     IllegalMoveError,
@@ -32,6 +49,15 @@ from ._registry import (
     version_history,
     version_states,
 )
+from ._requests import (
+    CommandDestination,
+    Destination,
+    KafkaDestination,
+    RequestDispatcher,
+    WebhookDestination,
+    enqueue_request,
+)
+from ._rollout import RolloutStep, RolloutWorker
 from ._sequential import SequentialBernoulliTest, SequentialResult
 from ._snapshots import (
     JOIN_POLICIES,
@@ -49,23 +75,36 @@ from ._snapshots import (
 __all__ = [
     "DEFAULT_ACCURACY",
     "DEFAULT_ERROR_RATE",
+    "DEFAULT_JOIN_WINDOW_S",
     "DEFAULT_LATENCY",
+    "EVENT_SOURCE",
     "JOIN_POLICIES",
     "LEGAL_MOVES",
+    "REDEPLOY_REQUESTED",
+    "RETRAIN_REQUESTED",
+    "ROLLBACK_REQUESTED",
     "SNAPSHOT_DATA_FILE",
     "SNAPSHOT_FORMAT_VERSION",
     "SNAPSHOT_MANIFEST_FILE",
+    "SPECVERSION",
     "ArmCounts",
+    "CommandDestination",
+    "Destination",
     "GuardDecision",
     "IllegalMoveError",
     "IntervalCounts",
+    "KafkaDestination",
+    "LabelJoinReport",
     "MetricEvidence",
     "MetricOptions",
     "Outcome",
     "RegisteredVersion",
     "RegistryError",
     "RegistryMove",
+    "RequestDispatcher",
     "RolloutGuard",
+    "RolloutStep",
+    "RolloutWorker",
     "SequentialBernoulliTest",
     "SequentialResult",
     "Snapshot",
@@ -73,16 +112,25 @@ __all__ = [
     "SnapshotExistsError",
     "SnapshotIntegrityError",
     "UnknownVersionError",
+    "VersionJoin",
     "VersionState",
     "VersionStatus",
+    "WebhookDestination",
     "check_move",
+    "cloud_event",
+    "decision_id",
+    "enqueue_request",
     "export_snapshot",
     "get_version",
+    "label_join",
     "live_at",
     "live_version",
     "move_version",
     "read_snapshot",
     "register_version",
+    "request_redeploy",
+    "start_canary",
+    "summarize_join",
     "version_history",
     "version_states",
 ]

@@ -21,6 +21,7 @@ from . import (
     routes_findings,
     routes_health,
     routes_ingest,
+    routes_labels,
     routes_metrics,
     routes_references,
 )
@@ -67,6 +68,7 @@ def create_app(
     app.state.inferloop = state
     app.include_router(routes_health.router)
     app.include_router(routes_ingest.router)
+    app.include_router(routes_labels.router)
     app.include_router(routes_metrics.router)
     app.include_router(routes_dead_letters.router)
     app.include_router(routes_findings.router)

@@ -190,3 +190,65 @@ class AlertRuleBody(BaseModel):
 class AlertRuleResponse(AlertRuleBody):
     name: str
     source: str = Field(description="api (stored, evaluated first) or file (the config file).")
+
+
+class LabelIn(BaseModel):
+    """One record of POST /v1/labels `{"labels": [...]}` (at most 10,000 per request)."""
+
+    model: str = Field(min_length=1, max_length=200)
+    prediction_id: str = Field(max_length=200, description="The prediction this label is for.")
+    label: object = Field(description="Any JSON value, at most 256 KiB.")
+    time_ns: int | None = Field(None, description="When the label was known; default: now.")
+    label_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The client's id of this label version: a resend is then a duplicate. "
+        "Without it the id is derived from (model, prediction_id, time_ns, label).",
+    )
+
+
+class RejectedLabel(BaseModel):
+    label_index: int = Field(description="Position in `labels`.")
+    reason: str
+    code: str
+
+
+class LabelsAccepted(BaseModel):
+    stored: int = Field(description="Label versions newly stored.")
+    duplicates: int = Field(description="Already stored (a resend); ignored.")
+    rejected: int = Field(description="Records refused (dead-lettered); 0 in a 200 answer.")
+
+
+class LabelsRejected(LabelsAccepted):
+    detail: str
+    errors: list[RejectedLabel] = Field(description="Every refused record; the others are stored.")
+
+
+class VersionLabelsResponse(BaseModel):
+    version: str
+    predictions: int = Field(description="Predictions started in the window.")
+    labeled: int = Field(description="Of those, joined to a label within the join window.")
+    coverage: float | None = Field(description="labeled / predictions.")
+    past_join_window: int = Field(
+        description="Label versions more than the join window after their prediction: "
+        "counted here, not joined."
+    )
+    corrections: int = Field(description="Joined label versions superseded by a later one.")
+    revised: bool = Field(description="A label in force is a correction: the figures moved.")
+    delay_p50_s: float | None = Field(description="Label time minus prediction start.")
+    delay_p95_s: float | None
+
+
+class ModelLabelsResponse(BaseModel):
+    model: str
+    start_s: float
+    end_s: float
+    join_window_s: float
+    waiting: int = Field(
+        description="Prediction ids labeled in the window whose prediction is not stored yet."
+    )
+    waiting_past_join_window: int = Field(
+        description="Of those, waiting since longer than the join window."
+    )
+    versions: list[VersionLabelsResponse]

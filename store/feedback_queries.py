@@ -1,0 +1,217 @@
+"""Queries of the feedback loop: rollout checks, the request outbox, and the per-arm counts a
+rollout check is computed from.
+
+The outbox follows `outbox.py`: a row per (CloudEvent id, destination), inserted ON CONFLICT
+DO NOTHING so a decision enqueued twice (a retry, a second worker) stays one row; claimed
+with one UPDATE … RETURNING (FOR UPDATE SKIP LOCKED on PostgreSQL) and settled only under
+the claimer's lease, so a dispatcher that lost its lease cannot overwrite the new owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from .dialect import dialect_insert
+from .feedback_tables import FeedbackRequest, RolloutCheck
+from .registry import RegistryHistory, RegistryVersionState
+from .tables import Event
+
+_CHECKS = RolloutCheck.__table__
+_REQUESTS = FeedbackRequest.__table__
+_STATES = RegistryVersionState.__table__
+_HISTORY = RegistryHistory.__table__
+_EVENTS = Event.__table__
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+
+def canaries(connection: sa.Connection) -> list[tuple[str, str, int]]:
+    """(model, environment, version) of every version now in canary, in a stable order."""
+    query = (
+        sa.select(_STATES.c.model, _STATES.c.environment, _STATES.c.version)
+        .where(_STATES.c.state == "canary")
+        .order_by(_STATES.c.model, _STATES.c.environment, _STATES.c.version)
+    )
+    return [(str(m), str(e), int(v)) for m, e, v in connection.execute(query)]
+
+
+def canary_since(connection: sa.Connection, model: str, environment: str, version: int) -> int:
+    """When the version last moved to canary in the environment (the rollout's start)."""
+    query = sa.select(sa.func.max(_HISTORY.c.at_ns)).where(
+        _HISTORY.c.model == model,
+        _HISTORY.c.environment == environment,
+        _HISTORY.c.version == version,
+        _HISTORY.c.to_state == "canary",
+    )
+    return int(connection.execute(query).scalar_one())
+
+
+def insert_check(connection: sa.Connection, values: Mapping[str, Any]) -> bool:
+    """Store one check; False if that check number of the candidate is already stored."""
+    statement = (
+        dialect_insert(connection, _CHECKS)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=["model", "environment", "candidate_version", "check_number"]
+        )
+        .returning(_CHECKS.c.id)
+    )
+    return connection.execute(statement).first() is not None
+
+
+def rollout_checks(
+    connection: sa.Connection, model: str, environment: str, candidate_version: int
+) -> list[dict[str, Any]]:
+    """A candidate's stored checks, in check order."""
+    query = (
+        sa.select(_CHECKS)
+        .where(
+            _CHECKS.c.model == model,
+            _CHECKS.c.environment == environment,
+            _CHECKS.c.candidate_version == candidate_version,
+        )
+        .order_by(_CHECKS.c.check_number)
+    )
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def arm_counts(
+    connection: sa.Connection,
+    *,
+    model: str,
+    environment: str,
+    version: str,
+    start_ns: int,
+    end_ns: int,
+    slow_above_ns: int,
+) -> tuple[int, int, int]:
+    """(calls, errors, calls slower than `slow_above_ns`) of one version in [start, end)."""
+    query = sa.select(
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(sa.case((_EVENTS.c.status == "error", 1), else_=0)), 0),
+        sa.func.coalesce(
+            sa.func.sum(sa.case((_EVENTS.c.latency_ns > slow_above_ns, 1), else_=0)), 0
+        ),
+    ).where(*_window(model, environment, version, start_ns, end_ns))
+    calls, errors, slow = connection.execute(query).one()
+    return int(calls), int(errors), int(slow)
+
+
+def latency_quantile(
+    connection: sa.Connection,
+    *,
+    model: str,
+    environment: str,
+    version: str,
+    start_ns: int,
+    end_ns: int,
+    q: float,
+) -> int | None:
+    """The `q` quantile of latency (nearest rank, exact) of one version in [start, end)."""
+    where = _window(model, environment, version, start_ns, end_ns)
+    count = int(connection.execute(sa.select(sa.func.count()).where(*where)).scalar_one())
+    if not count:
+        return None
+    rank = min(count - 1, max(0, int(q * count + 0.999999999) - 1))
+    query = (
+        sa.select(_EVENTS.c.latency_ns)
+        .where(*where)
+        .order_by(_EVENTS.c.latency_ns)
+        .offset(rank)
+        .limit(1)
+    )
+    return int(connection.execute(query).scalar_one())
+
+
+def _window(
+    model: str, environment: str, version: str, start_ns: int, end_ns: int
+) -> list[sa.ColumnElement[bool]]:
+    return [
+        _EVENTS.c.model == model,
+        _EVENTS.c.version == version,
+        _EVENTS.c.environment == environment,
+        _EVENTS.c.start_time_ns >= start_ns,
+        _EVENTS.c.start_time_ns < end_ns,
+    ]
+
+
+def enqueue_requests(connection: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Add requests (keys: id, destination, type, subject, model, event, created_at_ns); a
+    (id, destination) already queued is ignored. Returns how many were new."""
+    values = [
+        {
+            **row,
+            "state": PENDING,
+            "attempts": 0,
+            "next_attempt_ns": row["created_at_ns"],
+            "lease_expires_ns": 0,
+        }
+        for row in rows
+    ]
+    if not values:
+        return 0
+    statement = (
+        dialect_insert(connection, _REQUESTS)
+        .on_conflict_do_nothing(index_elements=["id", "destination"])
+        .returning(_REQUESTS.c.id)
+    )
+    return len(connection.scalars(statement, values).all())
+
+
+def claim_due_requests(
+    connection: sa.Connection, owner: str, *, now_ns: int, lease_ns: int, limit: int = 50
+) -> list[sa.Row]:
+    """Take up to `limit` due, unleased pending requests for `owner` until now + lease."""
+    due = (
+        sa.select(_REQUESTS.c.id, _REQUESTS.c.destination)
+        .where(
+            _REQUESTS.c.state == PENDING,
+            _REQUESTS.c.next_attempt_ns <= now_ns,
+            _REQUESTS.c.lease_expires_ns <= now_ns,
+        )
+        .order_by(_REQUESTS.c.next_attempt_ns, _REQUESTS.c.id, _REQUESTS.c.destination)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    # One UPDATE … RETURNING: it starts with a write, so on SQLite it queues for the write
+    # lock instead of failing on a stale read.
+    claimed = connection.execute(
+        sa.update(_REQUESTS)
+        .where(sa.tuple_(_REQUESTS.c.id, _REQUESTS.c.destination).in_(due))
+        .values(lease_owner=owner, lease_expires_ns=now_ns + lease_ns)
+        .returning(*_REQUESTS.c)
+    ).all()
+    return sorted(claimed, key=lambda row: (row.next_attempt_ns, row.id, row.destination))
+
+
+def settle_request(
+    connection: sa.Connection, row: sa.Row, owner: str, values: Mapping[str, Any]
+) -> bool:
+    """Record an attempt's result and release the lease, if `owner` still holds it."""
+    settled = connection.execute(
+        sa.update(_REQUESTS)
+        .where(
+            _REQUESTS.c.id == row.id,
+            _REQUESTS.c.destination == row.destination,
+            _REQUESTS.c.lease_owner == owner,
+        )
+        .values(**values, lease_owner=None, lease_expires_ns=0)
+    )
+    return settled.rowcount == 1
+
+
+def feedback_requests(
+    connection: sa.Connection, *, model: str | None = None, type: str | None = None
+) -> list[dict[str, Any]]:
+    """Outbox rows, oldest first, optionally of one model and one CloudEvent type."""
+    query = sa.select(_REQUESTS).order_by(
+        _REQUESTS.c.created_at_ns, _REQUESTS.c.id, _REQUESTS.c.destination
+    )
+    if model is not None:
+        query = query.where(_REQUESTS.c.model == model)
+    if type is not None:
+        query = query.where(_REQUESTS.c.type == type)
+    return [dict(row._mapping) for row in connection.execute(query)]
