@@ -42,6 +42,9 @@ TimeNs = Annotated[
 ]
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
 ModelName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+UNSEQUENCED_EMITTER_ID = "inferloop-labels"
+"""The emitter of label records sent by other systems (POST /v1/labels, the labels topic):
+they carry no sequence numbers, so they count in no delivery range."""
 EmitterId = Annotated[
     str,
     msgspec.Meta(

@@ -10,8 +10,9 @@ that a resent record is a duplicate the store ignores (``ON CONFLICT DO NOTHING`
   A retry stays one label, but a correction back to an earlier value then needs a
   ``time_ns`` or a ``label_id`` to be recorded as a new version.
 
-Each event is its own emitter (id = the event id, seq 0): records have no sequence,
-so none can be counted as lost, and a duplicate record adds no delivery range.
+Every event is stamped with the unsequenced emitter (`UNSEQUENCED_EMITTER_ID`, seq 0):
+records have no sequence, so none can be counted as lost, and they add no delivery
+range (10,000 records used to add 10,000 ranges, two statements each).
 """
 
 from __future__ import annotations
@@ -23,14 +24,22 @@ from typing import Annotated, Any
 
 import msgspec
 
-from .contract import MAX_PAYLOAD_BYTES, SCHEMA_VERSION, LabelValue, ModelName, ShortText, TimeNs
+from .contract import (
+    MAX_PAYLOAD_BYTES,
+    SCHEMA_VERSION,
+    UNSEQUENCED_EMITTER_ID,
+    LabelValue,
+    ModelName,
+    ShortText,
+    TimeNs,
+)
 from .pipeline import IngestPipeline, InputMessage, PreparedBatch
 from .rejection import Rejection, RejectionCode
 
 MAX_LABELS_PER_MESSAGE = 10_000
 """Records taken per POST /v1/labels body or per Kafka message."""
-LABELS_EMITTER_ID = "inferloop-labels"
-"""The envelope's emitter: the batch of events built from one body or message."""
+LABELS_EMITTER_ID = UNSEQUENCED_EMITTER_ID
+"""The envelope's emitter, and each event's: records have no sequence to count gaps in."""
 
 LabelId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
@@ -142,7 +151,7 @@ def labels_to_batch(records: Sequence[bytes], *, now_ns: int) -> LabelBatch:
                 "schema_version": SCHEMA_VERSION,
                 "kind": "label",
                 "event_id": event_id,
-                "emitter_id": event_id,
+                "emitter_id": LABELS_EMITTER_ID,
                 "seq": 0,
                 "prediction_id": record.prediction_id,
                 "model": record.model,

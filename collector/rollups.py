@@ -19,7 +19,7 @@ import numpy as np
 from inferloop.grains import MINUTE_NS, MINUTE_S
 from inferloop.store.sketch import bucket_indexes
 
-from .contract import EVENT_COLUMNS, LabelEvent
+from .contract import EVENT_COLUMNS, UNSEQUENCED_EMITTER_ID, LabelEvent
 from .validation import DropReport
 
 _COLUMN = {name: index for index, name in enumerate(EVENT_COLUMNS)}
@@ -128,8 +128,12 @@ def _delivery_runs(columns: _RowColumns | None, labels: Sequence[LabelEvent]) ->
     """Runs of contiguous sequence numbers per (emitter, model), with their first/last times.
 
     Vectorised like the rollups: sort by (emitter/model, seq) and cut where the
-    group changes or the sequence jumps.
+    group changes or the sequence jumps. Label records from other systems carry no
+    sequence (`UNSEQUENCED_EMITTER_ID`) and count in no run.
     """
+    labels = [lab for lab in labels if lab.emitter_id != UNSEQUENCED_EMITTER_ID]
+    if columns is None and not labels:
+        return []
     emitters = [lab.emitter_id for lab in labels]
     models = [lab.model for lab in labels]
     seqs = np.array([lab.seq for lab in labels], np.int64)
