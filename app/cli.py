@@ -102,6 +102,31 @@ def cmd_analyzer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """The rollout guard and the dispatcher of its requests, until stopped."""
+    from inferloop.store.base import create_engine_for
+
+    from .embedded import feedback_workers
+
+    settings = _settings(args)
+    engine = create_engine_for(settings.resolved_database_url())
+    workers = feedback_workers(settings, engine)
+    if args.once:
+        workers[0].run_once()
+        for worker in workers[1:]:
+            worker.run_once()
+        return 0
+    stop = stop_event_on_signals()
+    for worker in workers:
+        worker.start()
+    print(f"feedback loop on {settings.resolved_database_url()}", file=sys.stderr)
+    wait_until_set(stop)
+    for worker in reversed(workers):
+        worker.stop()
+    engine.dispose()
+    return 0
+
+
 def cmd_reference(args: argparse.Namespace) -> int:
     """Pin a Parquet/CSV dataset as the drift reference of a model (or one version)."""
     from inferloop.analyzer import ReferenceDataError, register_reference
@@ -162,7 +187,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(reference_markdown(), end="")
         return 0
     for name, value in sorted(_settings(args).to_environment().items()):
-        print(f"{name}={'***' if name == 'INFERLOOP_API_KEY' else value}")
+        hidden = name.endswith(("_KEY", "_SECRET"))
+        print(f"{name}={'***' if hidden else value}")
     return 0
 
 
@@ -235,6 +261,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyzer.add_argument("--once", action="store_true", help="analyse once and exit")
     analyzer.set_defaults(handler=cmd_analyzer)
+
+    feedback = commands.add_parser(
+        "feedback",
+        help="guard canary rollouts (promote or roll back) and send their requests",
+        description="Compare each canary version with the live one on the same windows of "
+        "traffic (anytime-valid tests, so checking every window does not inflate false "
+        "rollbacks), promote or roll it back in the registry, and deliver the redeploy and "
+        "rollback requests (CloudEvents) to the configured destinations.",
+    )
+    add_setting_flags(feedback, *STORE_SETTINGS, "kafka_bootstrap_servers", "feedback.*")
+    feedback.add_argument("--once", action="store_true", help="one pass, then exit")
+    feedback.set_defaults(handler=cmd_feedback)
 
     reference = commands.add_parser(
         "reference", help="pin a Parquet/CSV dataset as a model's drift reference"

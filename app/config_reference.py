@@ -18,6 +18,7 @@ SECTIONS = (
     ("`inferloop collector`", "collector.*"),
     ("The analyzer (`inferloop analyzer`, and in `inferloop up`)", "analyzer.*"),
     ("Alerting (`inferloop alerts`, and in `inferloop up`)", "alerts.*"),
+    ("The feedback loop (`inferloop feedback`, and in `inferloop up`)", "feedback.*"),
 )
 
 

@@ -72,6 +72,7 @@ def build_platform(settings: Settings):
         AnalyzerWorker(settings, engine),
         RetentionWorker(engine, older_than_days=settings.raw_event_retention_days),
         *alerting_workers(settings, engine, registry),
+        *feedback_workers(settings, engine),
     ]
     app = create_app(settings, engine=engine, background=workers, registry=registry)
     return app, engine
@@ -110,6 +111,43 @@ def alerting_workers(settings: Settings, engine, registry) -> list:
         metrics=metrics,
     )
     return [evaluator, dispatcher]
+
+
+def feedback_workers(settings: Settings, engine) -> list:
+    """The rollout worker, and the dispatcher of its requests when a destination is set."""
+    import shlex
+
+    from inferloop.feedback import (
+        CommandDestination,
+        KafkaDestination,
+        RequestDispatcher,
+        RolloutWorker,
+        WebhookDestination,
+    )
+
+    section = settings.feedback
+    destinations = {}
+    if section.webhook_url is not None:
+        destinations["webhook"] = WebhookDestination(
+            url=section.webhook_url, secrets=[section.webhook_secret]
+        )
+    if section.kafka_topic is not None:
+        destinations["kafka"] = KafkaDestination(
+            bootstrap_servers=settings.kafka_bootstrap_servers, topic=section.kafka_topic
+        )
+    if section.command is not None:
+        destinations["command"] = CommandDestination(argv=shlex.split(section.command))
+    rollout = RolloutWorker(
+        engine,
+        destinations=list(destinations),
+        interval_s=section.check_interval_s,
+        baseline_s=section.baseline_s,
+        grace_s=section.grace_s,
+        poll_s=section.poll_s,
+    )
+    if not destinations:
+        return [rollout]
+    return [rollout, RequestDispatcher(engine, destinations)]
 
 
 def run_embedded(settings: Settings, *, stop_event: threading.Event) -> int:

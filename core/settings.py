@@ -127,6 +127,41 @@ class AlertsSettings(_Section):
     )
 
 
+class FeedbackSettings(_Section):
+    """The guarded rollout's pace, and where redeploy and rollback requests go."""
+
+    check_interval_s: float = Field(
+        default=300.0, gt=0, description="Length of each rollout check's window of traffic."
+    )
+    baseline_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Live traffic before a canary that fixes the slow-call threshold (p95).",
+    )
+    grace_s: float = Field(
+        default=30.0, ge=0, description="Wait after a window closes, for late events."
+    )
+    poll_s: float = Field(default=10.0, gt=0, description="Seconds between rollout passes.")
+    webhook_url: str | None = Field(
+        default=None, description="POST each request (a signed CloudEvent) here."
+    )
+    webhook_secret: str | None = Field(
+        default=None, description="Standard Webhooks secret (whsec_…) signing those POSTs."
+    )
+    kafka_topic: str | None = Field(
+        default=None, description="Also produce each request to this Kafka topic."
+    )
+    command: str | None = Field(
+        default=None, description="Also run this command with each request as JSON on stdin."
+    )
+
+    @model_validator(mode="after")
+    def _signed_webhook(self) -> FeedbackSettings:
+        if (self.webhook_url is None) != (self.webhook_secret is None):
+            raise ValueError("feedback webhook_url and webhook_secret go together")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything a platform process needs to know, validated at start."""
 
@@ -174,6 +209,7 @@ class Settings(BaseSettings):
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     analyzer: AnalyzerSettings = Field(default_factory=AnalyzerSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
 
     @field_validator("log_level")
     @classmethod
