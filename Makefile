@@ -25,9 +25,10 @@ run: $(STAMP)
 test: $(STAMP)
 	@bash deploy/run-tests.sh
 
-## test-fast: the inner loop, under a minute: no Kafka, nothing marked slow (PostgreSQL still real)
+## test-fast: the inner loop, under a minute: no Kafka, nothing marked slow, store tests on
+## SQLite only (make test runs each on PostgreSQL too)
 test-fast: $(STAMP)
-	@INFERLOOP_TEST_SERVICES=postgres bash deploy/run-tests.sh -q -n 2 -m "not kafka and not slow"
+	@INFERLOOP_TEST_SERVICES=postgres bash deploy/run-tests.sh -q -n 2 -m "not kafka and not slow" -k "not postgresql"
 
 services: $(STAMP)
 	@bash $(SERVICES) start all
