@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from .dialect import dialect_insert
 from .feedback_tables import FeedbackRequest, RolloutCheck
+from .leased_claim import claim_due_rows
 from .registry import RegistryHistory, RegistryVersionState
 from .tables import Event
 
@@ -164,27 +165,9 @@ def claim_due_requests(
     connection: sa.Connection, owner: str, *, now_ns: int, lease_ns: int, limit: int = 50
 ) -> list[sa.Row]:
     """Take up to `limit` due, unleased pending requests for `owner` until now + lease."""
-    due = (
-        sa.select(_REQUESTS.c.id, _REQUESTS.c.destination)
-        .where(
-            _REQUESTS.c.state == PENDING,
-            _REQUESTS.c.next_attempt_ns <= now_ns,
-            _REQUESTS.c.lease_expires_ns <= now_ns,
-        )
-        .order_by(_REQUESTS.c.next_attempt_ns, _REQUESTS.c.id, _REQUESTS.c.destination)
-        .limit(limit)
+    return claim_due_rows(
+        connection, _REQUESTS, owner, now_ns=now_ns, lease_ns=lease_ns, limit=limit
     )
-    if connection.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    # One UPDATE … RETURNING: it starts with a write, so on SQLite it queues for the write
-    # lock instead of failing on a stale read.
-    claimed = connection.execute(
-        sa.update(_REQUESTS)
-        .where(sa.tuple_(_REQUESTS.c.id, _REQUESTS.c.destination).in_(due))
-        .values(lease_owner=owner, lease_expires_ns=now_ns + lease_ns)
-        .returning(*_REQUESTS.c)
-    ).all()
-    return sorted(claimed, key=lambda row: (row.next_attempt_ns, row.id, row.destination))
 
 
 def settle_request(

@@ -1,10 +1,9 @@
 """The notification outbox: enqueue, claim with a lease, acknowledge, and the delivery log.
 
 Claiming is what lets any number of dispatchers run side by side: a row is
-sent only by the dispatcher whose lease on it is current. On PostgreSQL the
-due rows are selected `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers take
-different rows without waiting; on SQLite (one writer at a time) a conditional
-UPDATE per row does the same. A dispatcher that dies mid-send leaves its lease
+sent only by the dispatcher whose lease on it is current. The claim is one
+UPDATE … RETURNING (`leased_claim`), with `FOR UPDATE SKIP LOCKED` on PostgreSQL so
+concurrent dispatchers take different rows without waiting. A dispatcher that dies mid-send leaves its lease
 to expire, and the row is sent again with the same id, which the receiver sees
 as the idempotency key.
 """
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 
 from .alerting import AlertDeliveryAttempt, AlertNotification, AlertReceiverHealth
 from .dialect import dialect_insert
+from .leased_claim import claim_due_rows
 
 _OUTBOX = AlertNotification.__table__
 _ATTEMPTS = AlertDeliveryAttempt.__table__
@@ -62,28 +62,9 @@ def enqueue_notifications(connection: sa.Connection, rows: Iterable[Mapping[str,
 def claim_due(
     connection: sa.Connection, owner: str, *, now_ns: int, lease_ns: int, limit: int = 50
 ) -> list[sa.Row]:
-    """Take up to `limit` pending rows that are due and not leased; they are `owner`'s
-    until `now_ns + lease_ns`. One UPDATE … RETURNING: it starts with a write, so on
-    SQLite it queues for the write lock instead of failing on a stale read."""
-    due = (
-        sa.select(_OUTBOX.c.id)
-        .where(
-            _OUTBOX.c.state == DeliveryState.PENDING,
-            _OUTBOX.c.next_attempt_ns <= now_ns,
-            _OUTBOX.c.lease_expires_ns <= now_ns,
-        )
-        .order_by(_OUTBOX.c.next_attempt_ns, _OUTBOX.c.id)
-        .limit(limit)
-    )
-    if connection.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    claimed = connection.execute(
-        sa.update(_OUTBOX)
-        .where(_OUTBOX.c.id.in_(due.scalar_subquery()))
-        .values(lease_owner=owner, lease_expires_ns=now_ns + lease_ns)
-        .returning(*_OUTBOX.c)
-    ).all()
-    return sorted(claimed, key=lambda row: (row.next_attempt_ns, row.id))
+    """Take up to `limit` pending notifications that are due and not leased; they are
+    `owner`'s until `now_ns + lease_ns` (see `leased_claim`)."""
+    return claim_due_rows(connection, _OUTBOX, owner, now_ns=now_ns, lease_ns=lease_ns, limit=limit)
 
 
 def postpone(connection: sa.Connection, row: sa.Row, owner: str, *, until_ns: int) -> bool:
