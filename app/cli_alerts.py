@@ -326,20 +326,19 @@ def _print_silence(silence, now_ns: int) -> None:
 
 def _config(settings):
     """The alerting config of the settings, or the exit status after saying what is wrong."""
-    from inferloop.alerts import ConfigError, load_config
+    from inferloop.alerts import ConfigError
+
+    from .embedded import alerting_config
 
     path = settings.alerts.config_file
     if path is None:
         return _fail("no alerting config: pass --config-file or set INFERLOOP_ALERTS__CONFIG_FILE")
     try:
-        config = load_config(Path(path).read_text(), str(path))
+        return alerting_config(settings)
     except OSError as error:
         return _fail(f"cannot read {path}: {error.strerror or error}")
     except ConfigError as error:
         return _fail(f"{error} (see `inferloop alerts check {path}`)")
-    if settings.alerts.dashboard_url and config.external_url is None:
-        config = config.model_copy(update={"external_url": settings.alerts.dashboard_url})
-    return config
 
 
 def _engine(settings):

@@ -78,6 +78,21 @@ def build_platform(settings: Settings):
     return app, engine
 
 
+def alerting_config(settings: Settings):
+    """The alerting config file of the settings, with the dashboard link filled in.
+
+    Raises `OSError` if the file cannot be read, `inferloop.alerts.ConfigError` naming
+    each problem and its line if it is invalid.
+    """
+    from inferloop.alerts import load_config
+
+    path = settings.alerts.config_file
+    config = load_config(path.read_text(), str(path))
+    if settings.alerts.dashboard_url and config.external_url is None:
+        config = config.model_copy(update={"external_url": settings.alerts.dashboard_url})
+    return config
+
+
 def alerting_workers(settings: Settings, engine, registry) -> list:
     """The alert evaluator and dispatcher when `alerts.config_file` is set (else none).
 
@@ -92,12 +107,9 @@ def alerting_workers(settings: Settings, engine, registry) -> list:
         Dispatcher,
         build_rate_limits,
         build_receivers,
-        load_config,
     )
 
-    config = load_config(path.read_text(), str(path))
-    if settings.alerts.dashboard_url and config.external_url is None:
-        config = config.model_copy(update={"external_url": settings.alerts.dashboard_url})
+    config = alerting_config(settings)
     metrics = AlertMetrics(registry)
     metrics.watch_outbox(engine)
     evaluator = AlertEvaluator(engine, config, interval_s=settings.alerts.evaluate_interval_s)

@@ -3,9 +3,9 @@
 Claiming is what lets any number of dispatchers run side by side: a row is
 sent only by the dispatcher whose lease on it is current. The claim is one
 UPDATE … RETURNING (`leased_claim`), with `FOR UPDATE SKIP LOCKED` on PostgreSQL so
-concurrent dispatchers take different rows without waiting. A dispatcher that dies mid-send leaves its lease
-to expire, and the row is sent again with the same id, which the receiver sees
-as the idempotency key.
+concurrent dispatchers take different rows without waiting. A dispatcher that dies
+mid-send leaves its lease to expire, and the row is sent again with the same id,
+which the receiver sees as the idempotency key.
 """
 
 from __future__ import annotations
