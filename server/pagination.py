@@ -14,7 +14,7 @@ import binascii
 import json
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import HTTPException, Query, status
+from fastapi import HTTPException, Query
 from pydantic import BaseModel, Field
 
 DEFAULT_PAGE_LIMIT = 100
@@ -22,9 +22,7 @@ MAX_PAGE_LIMIT = 1000
 
 ItemT = TypeVar("ItemT")
 
-LimitQuery = Annotated[
-    int, Query(ge=1, le=MAX_PAGE_LIMIT, description="Most items in one page.")
-]
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT, description="Most items in one page.")]
 CursorQuery = Annotated[
     str | None,
     Query(description="The `next_cursor` of the previous page; omit it for the first page."),
@@ -61,15 +59,13 @@ def decode_cursor(cursor: str | None, *, fields: tuple[str, ...]) -> dict[str, A
         key = None
     if not isinstance(key, dict) or set(key) != set(fields):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             "cursor is not one this list returned; pass the next_cursor of the previous page",
         )
     return key
 
 
-def page_of(
-    rows: list[ItemT], *, limit: int, key_of: Any
-) -> tuple[list[ItemT], str | None]:
+def page_of(rows: list[ItemT], *, limit: int, key_of: Any) -> tuple[list[ItemT], str | None]:
     """Split ``limit + 1`` fetched rows into the page and the cursor of the next one.
 
     Queries fetch one row more than the limit: if it is there, another page exists and
