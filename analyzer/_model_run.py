@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from inferloop.store.base import begin_write
 from inferloop.store.events_read import window_events
 from inferloop.store.vocabulary import CheckScope, FindingStatus
 
@@ -84,7 +85,7 @@ class ModelAnalysis:
                         evaluated.add((version, check.scope))
                     if result.report_frames is not None:
                         report_frames[version] = result.report_frames
-        with self.engine.begin() as connection:
+        with begin_write(self.engine) as connection:  # reads the active findings first
             changes = apply_observations(
                 connection,
                 model,

@@ -6,6 +6,8 @@ PostgreSQL alike, so Alembic can create, compare and drop them by name.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +47,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    # Deferred BEGIN: readers never hold the write lock. Write transactions in
-    # the store start with a write so they queue on busy_timeout, not fail.
-    conn.exec_driver_sql("BEGIN")
+    # Deferred BEGIN: readers never hold the write lock. A transaction that reads before
+    # it writes asks for IMMEDIATE (see `begin_write`): upgrading a deferred read to a
+    # write fails at once with "database is locked" when another connection committed in
+    # between, without waiting on busy_timeout.
+    mode = conn.get_execution_options().get(_SQLITE_BEGIN_OPTION, "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+_SQLITE_BEGIN_OPTION = "inferloop_sqlite_begin"
+
+
+@contextlib.contextmanager
+def begin_write(engine: Engine) -> Iterator[sa.Connection]:
+    """A transaction that will write after reading: on SQLite it takes the write lock at
+    BEGIN (queuing on busy_timeout behind other writers); elsewhere a plain transaction."""
+    with (
+        engine.connect().execution_options(**{_SQLITE_BEGIN_OPTION: "IMMEDIATE"}) as connection,
+        connection.begin(),
+    ):
+        yield connection
 
 
 def create_engine_for(url: str, **kwargs: Any) -> Engine:
