@@ -1,0 +1,87 @@
+"""The worker shares the serving process's GIL: a long drain must not stall serving threads.
+
+CPython only takes the GIL from a busy thread every `sys.getswitchinterval()`; the test
+raises that interval to half a second, so that a drain holding the GIL for a whole batch
+shows up as a serving-thread stall of hundreds of milliseconds, while a drain that lets
+the GIL go between slices stalls it for one slice (a few milliseconds at most here).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from inferloop.sdk import configure, flush, monitor, register_extractor
+from inferloop.sdk._emitter import DRAIN_SLICE
+
+BUILD_S = 200e-6  # the CPU each record costs the worker to build (a slow extractor)
+RECORDS = 2_000  # one drain (batch_size 1,000, two batches): 0.4 s of GIL-held building
+
+
+class Heavy:
+    """An input whose summary takes the worker BUILD_S of pure-Python CPU."""
+
+
+def _burn(value: Heavy, max_rows: int) -> dict:
+    deadline = time.perf_counter() + BUILD_S
+    while time.perf_counter() < deadline:
+        pass
+    return {"rows": [{"value": 1}]}
+
+
+@pytest.fixture
+def slow_switching() -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.5)
+    unregister = register_extractor(Heavy, _burn)
+    try:
+        yield
+    finally:
+        unregister()
+        sys.setswitchinterval(before)
+
+
+def test_a_serving_thread_never_waits_behind_a_whole_drain(slow_switching: None) -> None:
+    # A gate-free transport and a long flush interval: the worker drains only when woken,
+    # and the wake-up comes when the queue reaches one batch.
+    transport = configure(
+        transport="memory", batch_size=1_000, queue_size=10_000, flush_interval_s=10.0
+    )
+    predict = monitor(model="heavy")(lambda x: 0)
+    heavy = Heavy()
+    gaps: list[float] = []
+    running = threading.Event()
+    stop = threading.Event()
+
+    def serve() -> None:
+        # Stands for a serving thread between requests: it sleeps (the GIL is free) and then
+        # needs the GIL back; the longest it waited for it is what a request would wait.
+        longest = 0.0
+        running.set()
+        while not stop.is_set():
+            asleep = time.perf_counter()
+            time.sleep(0.001)
+            longest = max(longest, time.perf_counter() - asleep - 0.001)
+        gaps.append(longest)
+
+    for _ in range(RECORDS - 1):
+        predict(heavy)
+    server = threading.Thread(target=serve)
+    server.start()
+    assert running.wait(5)
+    time.sleep(0.05)
+    predict(heavy)  # the queue reaches a batch: the worker wakes and drains 2,000 records
+    assert flush(30)
+    stop.set()
+    server.join(10)
+
+    assert len(transport.events) == RECORDS
+    drain_s = RECORDS * BUILD_S
+    slice_s = DRAIN_SLICE * BUILD_S
+    # Held for the whole drain, the stall would be about drain_s (0.4 s); sliced, about
+    # slice_s (6 ms). The bound sits far from both, so scheduling noise cannot flip it.
+    assert gaps[0] < drain_s / 4, (gaps[0], slice_s)
