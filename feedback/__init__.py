@@ -57,6 +57,17 @@ from ._requests import (
     WebhookDestination,
     enqueue_request,
 )
+from ._retrain import (
+    DEFAULT_SNAPSHOT_WINDOW_S,
+    RetrainError,
+    RetrainRequest,
+    RetrainStep,
+    RetrainWorker,
+    complete_retrain,
+    request_retrain,
+    retrain_decision,
+)
+from ._retrain_policy import RetrainPolicy, RetrainVerdict
 from ._rollout import RolloutStep, RolloutWorker
 from ._sequential import SequentialBernoulliTest, SequentialResult
 from ._snapshots import (
@@ -77,6 +88,7 @@ __all__ = [
     "DEFAULT_ERROR_RATE",
     "DEFAULT_JOIN_WINDOW_S",
     "DEFAULT_LATENCY",
+    "DEFAULT_SNAPSHOT_WINDOW_S",
     "EVENT_SOURCE",
     "JOIN_POLICIES",
     "LEGAL_MOVES",
@@ -102,6 +114,12 @@ __all__ = [
     "RegistryError",
     "RegistryMove",
     "RequestDispatcher",
+    "RetrainError",
+    "RetrainPolicy",
+    "RetrainRequest",
+    "RetrainStep",
+    "RetrainVerdict",
+    "RetrainWorker",
     "RolloutGuard",
     "RolloutStep",
     "RolloutWorker",
@@ -118,6 +136,7 @@ __all__ = [
     "WebhookDestination",
     "check_move",
     "cloud_event",
+    "complete_retrain",
     "decision_id",
     "enqueue_request",
     "export_snapshot",
@@ -129,6 +148,8 @@ __all__ = [
     "read_snapshot",
     "register_version",
     "request_redeploy",
+    "request_retrain",
+    "retrain_decision",
     "start_canary",
     "summarize_join",
     "version_history",

@@ -5,10 +5,14 @@ The outbox follows `outbox.py`: a row per (CloudEvent id, destination), inserted
 DO NOTHING so a decision enqueued twice (a retry, a second worker) stays one row; claimed
 with one UPDATE … RETURNING (FOR UPDATE SKIP LOCKED on PostgreSQL) and settled only under
 the claimer's lease, so a dispatcher that lost its lease cannot overwrite the new owner.
+A request whose payload takes work to make (a retrain request's snapshot) is first
+reserved in the `preparing` state, which fixes its decision, then released as pending.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -198,3 +202,96 @@ def feedback_requests(
     if type is not None:
         query = query.where(_REQUESTS.c.type == type)
     return [dict(row._mapping) for row in connection.execute(query)]
+
+
+PREPARING = "preparing"
+"""A request whose decision is taken but whose payload is still being made (a retrain
+request's snapshot is exported between the two): the dispatcher never claims it."""
+
+
+def lock_model_requests(connection: sa.Connection, model: str) -> None:
+    """Serialize the request decisions of one model for this transaction: call it first.
+
+    PostgreSQL takes a transaction-scoped advisory lock keyed by the model; on SQLite the
+    no-op UPDATE takes the database's write lock before anything is read (the model may
+    have no registry row to lock, so `registry_queries.lock_model` cannot be used).
+    """
+    if connection.dialect.name == "postgresql":
+        digest = hashlib.sha256(f"inferloop.feedback.requests:{model}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        return
+    connection.execute(
+        sa.update(_REQUESTS)
+        .where(_REQUESTS.c.model == model, _REQUESTS.c.state == PREPARING)
+        .values(attempts=_REQUESTS.c.attempts)
+    )
+
+
+def reserve_requests(connection: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Add requests in the `preparing` state (keys as for `enqueue_requests`); an (id,
+    destination) already there is ignored. Returns how many were new."""
+    values = [
+        {
+            **row,
+            "state": PREPARING,
+            "attempts": 0,
+            "next_attempt_ns": row["created_at_ns"],
+            "lease_expires_ns": 0,
+        }
+        for row in rows
+    ]
+    if not values:
+        return 0
+    statement = (
+        dialect_insert(connection, _REQUESTS)
+        .on_conflict_do_nothing(index_elements=["id", "destination"])
+        .returning(_REQUESTS.c.id)
+    )
+    return len(connection.scalars(statement, values).all())
+
+
+def request_rows(connection: sa.Connection, request_id: str) -> list[dict[str, Any]]:
+    """Every destination's row of one request, by destination."""
+    query = (
+        sa.select(_REQUESTS).where(_REQUESTS.c.id == request_id).order_by(_REQUESTS.c.destination)
+    )
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def release_prepared(
+    connection: sa.Connection, request_id: str, event: Mapping[str, Any], *, now_ns: int
+) -> int:
+    """Turn a prepared request into a pending one carrying its final `event`, due now;
+    returns how many rows moved (0: another worker released it first)."""
+    released = connection.execute(
+        sa.update(_REQUESTS)
+        .where(_REQUESTS.c.id == request_id, _REQUESTS.c.state == PREPARING)
+        .values(event=dict(event), state=PENDING, created_at_ns=now_ns, next_attempt_ns=now_ns)
+    )
+    return int(released.rowcount)
+
+
+def preparing_request_ids(connection: sa.Connection, *, type: str) -> list[str]:
+    """Requests of one type left in `preparing` (their maker crashed or is still at work)."""
+    query = (
+        sa.select(_REQUESTS.c.id)
+        .where(_REQUESTS.c.type == type, _REQUESTS.c.state == PREPARING)
+        .group_by(_REQUESTS.c.id)
+        .order_by(sa.func.min(_REQUESTS.c.created_at_ns), _REQUESTS.c.id)
+    )
+    return list(connection.scalars(query))
+
+
+def requests_by_event(connection: sa.Connection, *, model: str, type: str) -> list[dict[str, Any]]:
+    """A model's requests of one type, one entry per CloudEvent id (its first
+    destination's row), oldest first; `event` is parsed when the driver gives text."""
+    seen: dict[str, dict[str, Any]] = {}
+    for row in feedback_requests(connection, model=model, type=type):
+        if row["id"] not in seen:
+            event = row["event"]
+            seen[row["id"]] = {
+                **row,
+                "event": json.loads(event) if isinstance(event, str) else event,
+            }
+    return sorted(seen.values(), key=lambda r: (r["created_at_ns"], r["id"]))
