@@ -19,6 +19,7 @@ SECTIONS = (
     ("The analyzer (`inferloop analyzer`, and in `inferloop up`)", "analyzer.*"),
     ("Alerting (`inferloop alerts`, and in `inferloop up`)", "alerts.*"),
     ("The feedback loop (`inferloop feedback`, and in `inferloop up`)", "feedback.*"),
+    ("API keys (`inferloop keys`, and every API route)", "auth.*"),
 )
 
 

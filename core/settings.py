@@ -162,6 +162,17 @@ class FeedbackSettings(_Section):
         return self
 
 
+class AuthSettings(_Section):
+    """When the API asks for a key. Keys themselves are made with `inferloop keys create`."""
+
+    required: bool | None = Field(
+        default=None,
+        description="Require a key on every endpoint but /healthz and /readyz; default: "
+        "required once any key exists, when INFERLOOP_API_KEY is set, or when the server "
+        "listens beyond loopback.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything a platform process needs to know, validated at start."""
 
@@ -196,7 +207,9 @@ class Settings(BaseSettings):
         default=8765, ge=0, le=65535, description="Port the server listens on; 0 picks a free one."
     )
     api_key: str | None = Field(
-        default=None, description="If set, ingest and API calls must send it as a bearer token."
+        default=None,
+        description="A key with every scope (admin), sent as a bearer token; setting it turns "
+        "auth on. Stored keys (`inferloop keys`) are the scoped, revocable alternative.",
     )
     environment: Literal["development", "production"] = Field(
         default="development",
@@ -210,6 +223,7 @@ class Settings(BaseSettings):
     analyzer: AnalyzerSettings = Field(default_factory=AnalyzerSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @field_validator("log_level")
     @classmethod
@@ -240,8 +254,17 @@ class Settings(BaseSettings):
 
     def check_safe_for_production(self) -> None:
         """Refuse a production deployment that is open to anyone (also run at validation)."""
-        if self.environment == "production" and not self.api_key:
-            raise ValueError("INFERLOOP_API_KEY must be set when INFERLOOP_ENVIRONMENT=production")
+        if self.environment != "production":
+            return
+        if self.auth.required is False:
+            raise ValueError(
+                "INFERLOOP_AUTH__REQUIRED=false is refused when INFERLOOP_ENVIRONMENT=production"
+            )
+        if not self.api_key and self.auth.required is not True:
+            raise ValueError(
+                "INFERLOOP_API_KEY must be set (or INFERLOOP_AUTH__REQUIRED=true, with keys from "
+                "`inferloop keys create`) when INFERLOOP_ENVIRONMENT=production"
+            )
 
 
 def environment_name(path: str) -> str:

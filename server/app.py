@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
@@ -18,6 +19,7 @@ from . import (
     routes_alert_rules,
     routes_alerts,
     routes_dead_letters,
+    routes_feedback,
     routes_findings,
     routes_health,
     routes_ingest,
@@ -25,7 +27,11 @@ from . import (
     routes_metrics,
     routes_references,
 )
+from .deps import ReadKeyDep
 from .lifecycle import enter_workers
+from .limits import BodyLimit
+from .openapi import openapi_with_problems
+from .problems import install_problem_handlers
 from .state import AppState
 
 
@@ -64,7 +70,11 @@ def create_app(
             await enter_workers(stack, background)
             yield
 
-    app = FastAPI(title="Inferloop", lifespan=lifespan)
+    # No Swagger UI or ReDoc: both load their scripts from a CDN. The document itself is
+    # served below, behind the read scope like every other GET.
+    app = FastAPI(
+        title="Inferloop", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+    )
     app.state.inferloop = state
     app.include_router(routes_health.router)
     app.include_router(routes_ingest.router)
@@ -75,4 +85,26 @@ def create_app(
     app.include_router(routes_references.router)
     app.include_router(routes_alerts.router)
     app.include_router(routes_alert_rules.router)
+    for router in routes_feedback.routers:
+        app.include_router(router)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[ReadKeyDep])
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(openapi_with_problems(app))
+
+    app.openapi = lambda: openapi_with_problems(app)  # type: ignore[method-assign]
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimit, limit_for=_body_limits(settings))
     return app
+
+
+def _body_limits(settings: Settings):
+    """Most bodies are bounded like one ingest message; a reference dataset may be larger."""
+    default = settings.collector.max_message_bytes
+
+    def limit_for(path: str) -> int:
+        if path.endswith("/reference"):
+            return max(default, routes_references.MAX_REFERENCE_BYTES)
+        return default
+
+    return limit_for

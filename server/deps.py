@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from inferloop.settings import Settings
 
+from .auth import AuthRefused, Principal, Scope, authorize
 from .state import AppState
 
-_bearer = HTTPBearer(auto_error=False)
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key (`inferloop keys create --scope read|ingest|admin`), "
+    "or INFERLOOP_API_KEY, as `Authorization: Bearer <key>`.",
+)
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+STORE_RETRY_AFTER_S = 1
 
 
 def get_state(request: Request) -> AppState:
@@ -28,23 +36,50 @@ def get_engine(state: Annotated[AppState, Depends(get_state)]) -> Engine:
     return state.engine
 
 
-def require_api_key(
-    settings: Annotated[Settings, Depends(get_settings)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """When an API key is configured, every API call must present it as a bearer token."""
-    if not settings.api_key:
-        return
-    presented = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(presented.encode(), settings.api_key.encode()):
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _check(state: AppState, credentials: HTTPAuthorizationCredentials | None, scope: Scope):
+    token = credentials.credentials if credentials else None
+    try:
+        return authorize(state.settings, state.engine, token, scope)
+    except AuthRefused as refused:
         raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="missing or wrong API key (send 'Authorization: Bearer <key>')",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+            refused.status, refused.detail, headers={"WWW-Authenticate": refused.www_authenticate}
+        ) from None
+    except SQLAlchemyError as error:  # keys cannot be checked: fail closed, ask for a retry
+        raise HTTPException(
+            503,
+            f"the store is unavailable, so the API key cannot be checked ({type(error).__name__})",
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        ) from None
+
+
+def require_scope(scope: Scope) -> Callable[..., Principal | None]:
+    """A dependency that lets a request through only with a key holding `scope`."""
+
+    def dependency(
+        state: Annotated[AppState, Depends(get_state)], credentials: Credentials
+    ) -> Principal | None:
+        return _check(state, credentials, scope)
+
+    dependency.__name__ = f"require_{scope}_scope"
+    return dependency
+
+
+def require_method_scope(
+    request: Request, state: Annotated[AppState, Depends(get_state)], credentials: Credentials
+) -> Principal | None:
+    """`read` for GET (and HEAD), `admin` for every write."""
+    scope = Scope.READ if request.method in _READ_METHODS else Scope.ADMIN
+    return _check(state, credentials, scope)
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-ApiKeyDep = Depends(require_api_key)
+ApiKeyDep = Depends(require_method_scope)
+"""Reads need `read`, writes `admin`: what most routers declare."""
+IngestKeyDep = Depends(require_scope(Scope.INGEST))
+ReadKeyDep = Depends(require_scope(Scope.READ))
+AdminKeyDep = Depends(require_scope(Scope.ADMIN))

@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse
 from inferloop.collector import InputMessage, StoreUnavailable
 
 from .bodies import read_bounded_body
-from .deps import ApiKeyDep, StateDep
+from .deps import IngestKeyDep, StateDep
 from .schemas import IngestAccepted, IngestRejected, RejectedInput
 
-router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[IngestKeyDep])
 
 STORE_RETRY_AFTER_S = 1
 

@@ -21,7 +21,7 @@ from inferloop.collector.label_records import (
 from inferloop.feedback import DEFAULT_JOIN_WINDOW_S, label_join
 
 from .bodies import read_bounded_body
-from .deps import ApiKeyDep, EngineDep, StateDep
+from .deps import ApiKeyDep, EngineDep, IngestKeyDep, StateDep
 from .routes_ingest import STORE_RETRY_AFTER_S
 from .schemas import (
     LabelIn,
@@ -32,7 +32,7 @@ from .schemas import (
     VersionLabelsResponse,
 )
 
-router = APIRouter(prefix="/v1", tags=["labels"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/v1", tags=["labels"])
 
 _NS = 1_000_000_000
 DEFAULT_RANGE_S = 86_400.0
@@ -77,6 +77,7 @@ def _ingest(
 @router.post(
     "/labels",
     response_model=LabelsAccepted,
+    dependencies=[IngestKeyDep],
     responses={
         400: {"description": "Body is not JSON / not UTF-8."},
         413: {"description": f"Body too large, or more than {MAX_LABELS_PER_MESSAGE} records."},
@@ -122,7 +123,7 @@ async def post_labels(request: Request, state: StateDep):
     return JSONResponse(status_code=422, content=answer.model_dump())
 
 
-@router.get("/models/{model}/labels", response_model=ModelLabelsResponse)
+@router.get("/models/{model}/labels", response_model=ModelLabelsResponse, dependencies=[ApiKeyDep])
 def get_model_labels(
     model: str,
     engine: EngineDep,

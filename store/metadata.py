@@ -16,6 +16,7 @@ _TABLE_MODULES = (
     "inferloop.store.alerting",
     "inferloop.store.registry",
     "inferloop.store.feedback_tables",
+    "inferloop.store.api_keys",
 )
 _OPTIONAL_TABLE_MODULES: tuple[str, ...] = ()
 
