@@ -68,7 +68,8 @@ from ._retrain import (
     retrain_decision,
 )
 from ._retrain_policy import RetrainPolicy, RetrainVerdict
-from ._rollout import RolloutStep, RolloutWorker
+from ._rollout import DEFAULT_MAX_CHECKS, InconclusivePolicy, RolloutStep, RolloutWorker
+from ._rollout_findings import ROLLOUT_KINDS, resolve_settled
 from ._sequential import SequentialBernoulliTest, SequentialResult
 from ._snapshots import (
     JOIN_POLICIES,
@@ -88,6 +89,7 @@ __all__ = [
     "DEFAULT_ERROR_RATE",
     "DEFAULT_JOIN_WINDOW_S",
     "DEFAULT_LATENCY",
+    "DEFAULT_MAX_CHECKS",
     "DEFAULT_SNAPSHOT_WINDOW_S",
     "EVENT_SOURCE",
     "JOIN_POLICIES",
@@ -95,6 +97,7 @@ __all__ = [
     "REDEPLOY_REQUESTED",
     "RETRAIN_REQUESTED",
     "ROLLBACK_REQUESTED",
+    "ROLLOUT_KINDS",
     "SNAPSHOT_DATA_FILE",
     "SNAPSHOT_FORMAT_VERSION",
     "SNAPSHOT_MANIFEST_FILE",
@@ -104,6 +107,7 @@ __all__ = [
     "Destination",
     "GuardDecision",
     "IllegalMoveError",
+    "InconclusivePolicy",
     "IntervalCounts",
     "KafkaDestination",
     "LabelJoinReport",
@@ -149,6 +153,7 @@ __all__ = [
     "register_version",
     "request_redeploy",
     "request_retrain",
+    "resolve_settled",
     "retrain_decision",
     "start_canary",
     "summarize_join",

@@ -13,10 +13,23 @@ state and stored checks under it, then stores the check and acts: FAIL rolls the
 back and queues a rollback request, PASS promotes it, INCONCLUSIVE waits. A crash before the
 commit leaves nothing; a re-run after it finds the check stored (the unique check number)
 and the request queued (the deterministic CloudEvent id), so nothing is doubled.
+
+What needs a person becomes a finding in the same transaction, which the alert engine
+routes (`_rollout_findings`): a rollback writes `rollout_failed` (critical); a canary
+still inconclusive at check `max_checks` is handled by `on_inconclusive`:
+
+- `pause` (the default): it stays in canary, unchecked, and a `rollout_inconclusive`
+  warning is written once; someone decides (promote, or roll back, by hand). Every
+  interval makes a check, empty ones too, so `max_checks × interval_s` is the longest a
+  canary waits before a person hears of it (12 hours by default).
+- `extend`: keep checking as long as it takes; no finding.
+- `rollback`: roll it back and queue a rollback request, as a failed check does, with
+  `rollout_failed`: for teams that would rather serve the known version than wait.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +42,9 @@ from sqlalchemy.engine import Engine
 from inferloop.periodic import PeriodicThread
 from inferloop.store import feedback_queries as queries
 from inferloop.store import registry_queries
+from inferloop.store.base import begin_write
 from inferloop.store.labeled_rows import labeled_rows
+from inferloop.store.vocabulary import FindingKind
 
 from ._cloudevents import ROLLBACK_REQUESTED, cloud_event
 from ._guard import ArmCounts, GuardDecision, IntervalCounts, Outcome, RolloutGuard
@@ -39,14 +54,29 @@ from ._registry import (
     move_version,
 )
 from ._requests import enqueue_request
+from ._rollout_findings import record_rollout_finding, resolve_settled, settled_rollout_findings
 
 logger = logging.getLogger(__name__)
 NS = 1_000_000_000
 
 
+class InconclusivePolicy(enum.StrEnum):
+    """What a canary still inconclusive at check `max_checks` gets (see the module)."""
+
+    PAUSE = "pause"
+    EXTEND = "extend"
+    ROLLBACK = "rollback"
+
+
+DEFAULT_MAX_CHECKS = 144
+"""12 hours of the default 5-minute checks."""
+
+
 @dataclass(frozen=True, slots=True)
 class RolloutStep:
-    """One stored check: the window it covered, the guard's decision, and the request sent."""
+    """One stored check: the window it covered, the guard's decision, what the worker did
+    (`waiting`, `promoted`, `rolled_back`, `paused`), the request sent and the finding
+    written."""
 
     model: str
     environment: str
@@ -57,6 +87,8 @@ class RolloutStep:
     window_end_ns: int
     decision: GuardDecision
     request_id: str | None = None
+    action: str = "waiting"
+    finding_id: int | None = None
 
 
 def predicted_value(outputs: Any) -> Any:
@@ -71,7 +103,8 @@ class RolloutWorker:
     """Checks every canary each interval; `run_once()` stores the checks now due.
 
     `guard`: a factory of fresh guards (the options of every rollout); `destinations`: the
-    request destinations a rollback is queued for; `clock` returns Unix nanoseconds.
+    request destinations a rollback is queued for; `clock` returns Unix nanoseconds;
+    `on_inconclusive` and `max_checks`: what a canary undecided after that many checks gets.
     """
 
     def __init__(
@@ -87,7 +120,11 @@ class RolloutWorker:
         who: str = "rollout-guard",
         clock: Callable[[], int] = time.time_ns,
         poll_s: float = 10.0,
+        on_inconclusive: InconclusivePolicy | str = InconclusivePolicy.PAUSE,
+        max_checks: int = DEFAULT_MAX_CHECKS,
     ) -> None:
+        if max_checks < 1:
+            raise ValueError(f"max_checks must be >= 1, not {max_checks}")
         if interval_s <= 0 or baseline_s <= 0 or grace_s < 0:
             raise ValueError("need interval_s > 0, baseline_s > 0 and grace_s >= 0")
         if not 0.0 < slow_quantile < 1.0:
@@ -102,12 +139,19 @@ class RolloutWorker:
         self.who = who
         self.clock = clock
         self.poll_s = poll_s
+        self.on_inconclusive = InconclusivePolicy(on_inconclusive)
+        self.max_checks = max_checks
         self._thread = PeriodicThread(
             "inferloop-rollout", self._round, retry_s=poll_s, logger=logger
         )
 
     def run_once(self) -> list[RolloutStep]:
         """Every check due now, for every canary, oldest window first."""
+        with self.engine.connect() as connection:  # moves made by hand settle findings too
+            settled = settled_rollout_findings(connection)
+        if settled:
+            with begin_write(self.engine) as connection:
+                resolve_settled(connection, now_ns=self.clock())
         with self.engine.connect() as connection:
             rollouts = [
                 (model, env, version, queries.canary_since(connection, model, env, version))
@@ -135,6 +179,8 @@ class RolloutWorker:
                 return None
             stored = queries.rollout_checks(connection, model, environment, version)
             number = len(stored) + 1
+            if self.on_inconclusive is InconclusivePolicy.PAUSE and number > self.max_checks:
+                return None  # paused: a person decides now
             start_ns = started_ns + (number - 1) * self.interval_ns
             end_ns = start_ns + self.interval_ns
             if now_ns < end_ns + self.grace_ns:
@@ -192,22 +238,68 @@ class RolloutWorker:
     ) -> RolloutStep:
         outcome = step.decision.outcome
         if outcome is Outcome.INCONCLUSIVE:
-            return step
-        proof = {"check_number": step.check_number, "guard": evidence}
-        target = VersionState.LIVE if outcome is Outcome.PASS else VersionState.ROLLED_BACK
+            if step.check_number < self.max_checks:
+                return step
+            if self.on_inconclusive is InconclusivePolicy.EXTEND:
+                return step
+            if self.on_inconclusive is InconclusivePolicy.PAUSE:
+                return self._pause(connection, step, evidence, now_ns)
+            why = (
+                f"rollout check {step.check_number}: still inconclusive after "
+                f"{self.max_checks} checks ({step.decision.reason}); policy rolls back"
+            )
+            return self._roll_back(connection, step, evidence, now_ns, why)
+        if outcome is Outcome.FAIL:
+            why = f"rollout check {step.check_number}: {step.decision.reason}"
+            return self._roll_back(connection, step, evidence, now_ns, why)
         move_version(
             connection,
             step.model,
             step.candidate_version,
-            target,
+            VersionState.LIVE,
             environment=step.environment,
             who=self.who,
             why=f"rollout check {step.check_number}: {step.decision.reason}",
             now_ns=now_ns,
-            evidence=proof,
+            evidence={"check_number": step.check_number, "guard": evidence},
         )
-        if outcome is Outcome.PASS:
-            return step
+        resolve_settled(connection, now_ns=now_ns, model=step.model)  # earlier failures
+        return replace(step, action="promoted")
+
+    def _pause(
+        self, connection: sa.Connection, step: RolloutStep, evidence: dict, now_ns: int
+    ) -> RolloutStep:
+        finding = record_rollout_finding(
+            connection,
+            kind=FindingKind.ROLLOUT_INCONCLUSIVE,
+            model=step.model,
+            environment=step.environment,
+            version=step.candidate_version,
+            title=(
+                f"{step.model} v{step.candidate_version} paused in canary in "
+                f"{step.environment}: inconclusive after {step.check_number} checks"
+            ),
+            evidence=self._finding_evidence(step, evidence, policy="pause"),
+            window_start_ns=evidence["rollout_started_ns"],
+            window_end_ns=step.window_end_ns,
+            now_ns=now_ns,
+        )
+        return replace(step, action="paused", finding_id=finding)
+
+    def _roll_back(
+        self, connection: sa.Connection, step: RolloutStep, evidence: dict, now_ns: int, why: str
+    ) -> RolloutStep:
+        move_version(
+            connection,
+            step.model,
+            step.candidate_version,
+            VersionState.ROLLED_BACK,
+            environment=step.environment,
+            who=self.who,
+            why=why,
+            now_ns=now_ns,
+            evidence={"check_number": step.check_number, "guard": evidence},
+        )
         event = cloud_event(
             ROLLBACK_REQUESTED,
             subject=f"{step.model}/{step.candidate_version}",
@@ -223,7 +315,7 @@ class RolloutWorker:
                 "environment": step.environment,
                 "restore_version": step.live_version,
                 "check_number": step.check_number,
-                "reason": step.decision.reason,
+                "reason": why,
                 "evidence": evidence,
             },
             time_ns=now_ns,
@@ -231,7 +323,34 @@ class RolloutWorker:
         enqueue_request(
             connection, event, model=step.model, destinations=self.destinations, now_ns=now_ns
         )
-        return replace(step, request_id=event["id"])
+        finding = record_rollout_finding(
+            connection,
+            kind=FindingKind.ROLLOUT_FAILED,
+            model=step.model,
+            environment=step.environment,
+            version=step.candidate_version,
+            title=(
+                f"{step.model} v{step.candidate_version} rolled back in {step.environment}: "
+                f"{step.decision.reason}"
+            ),
+            evidence=self._finding_evidence(step, evidence, rollback_request_id=event["id"]),
+            window_start_ns=evidence["rollout_started_ns"],
+            window_end_ns=step.window_end_ns,
+            now_ns=now_ns,
+        )
+        return replace(step, request_id=event["id"], action="rolled_back", finding_id=finding)
+
+    def _finding_evidence(self, step: RolloutStep, evidence: dict, **extra: Any) -> dict:
+        return {
+            "environment": step.environment,
+            "candidate_version": step.candidate_version,
+            "live_version": step.live_version,
+            "check_number": step.check_number,
+            "on_inconclusive": str(self.on_inconclusive),
+            "max_checks": self.max_checks,
+            **extra,
+            **evidence,
+        }
 
     def _threshold(
         self,

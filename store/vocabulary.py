@@ -40,6 +40,9 @@ class CheckScope(StrEnum):
     PERFORMANCE = "performance"
     CHANGE_POINTS = "change_points"
     QUALITY = "quality"
+    ROLLOUT = "rollout"
+    """Raised by the feedback loop's rollout worker, never by (so never cleared by) the
+    analyzer."""
 
 
 class FindingKind(StrEnum):
@@ -55,6 +58,8 @@ class FindingKind(StrEnum):
     THROUGHPUT_CHANGE = "throughput_change"
     CHANGE_POINT = "change_point"
     QUALITY_DROP = "quality_drop"
+    ROLLOUT_FAILED = "rollout_failed"
+    ROLLOUT_INCONCLUSIVE = "rollout_inconclusive"
 
     @property
     def scope(self) -> CheckScope:
@@ -73,5 +78,7 @@ SCOPE_OF_KIND: dict[str, CheckScope] = {
     FindingKind.THROUGHPUT_CHANGE: CheckScope.PERFORMANCE,
     FindingKind.CHANGE_POINT: CheckScope.CHANGE_POINTS,
     FindingKind.QUALITY_DROP: CheckScope.QUALITY,
+    FindingKind.ROLLOUT_FAILED: CheckScope.ROLLOUT,
+    FindingKind.ROLLOUT_INCONCLUSIVE: CheckScope.ROLLOUT,
 }
 """Scope of each kind, keyed by the stored string (a row's `kind` looks it up directly)."""

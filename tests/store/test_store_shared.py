@@ -41,6 +41,8 @@ def test_stored_strings_of_the_vocabulary_stay_the_same():
         "throughput_change": "performance",
         "change_point": "change_points",
         "quality_drop": "quality",
+        "rollout_failed": "rollout",
+        "rollout_inconclusive": "rollout",
     }
     assert set(SCOPE_OF_KIND.values()) == set(CheckScope)
 
