@@ -22,6 +22,7 @@ from inferloop.signals import stop_event_on_signals, wait_until_set
 from inferloop.store.vocabulary import ACTIVE_STATUSES, FindingStatus
 
 from .cli_alerts import add_alert_commands
+from .cli_feedback import add_feedback_commands
 from .cli_keys import add_key_commands
 from .flags import add_setting_flags
 
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_alert_commands(commands, STORE_SETTINGS)
     add_key_commands(commands, STORE_SETTINGS)
+    add_feedback_commands(commands, STORE_SETTINGS)
 
     dev = commands.add_parser("dev", help="local Kafka and PostgreSQL for development and tests")
     dev.add_argument("service", choices=["kafka", "postgres", "services"])

@@ -126,13 +126,16 @@ def alerting_workers(settings: Settings, engine, registry) -> list:
 
 
 def feedback_workers(settings: Settings, engine) -> list:
-    """The rollout worker, and the dispatcher of its requests when a destination is set."""
+    """The rollout worker; with a request destination set, also the retrain policy and the
+    dispatcher that delivers their requests (with none, nothing would ever read them)."""
     import shlex
 
     from inferloop.feedback import (
         CommandDestination,
         KafkaDestination,
         RequestDispatcher,
+        RetrainPolicy,
+        RetrainWorker,
         RolloutWorker,
         WebhookDestination,
     )
@@ -159,7 +162,20 @@ def feedback_workers(settings: Settings, engine) -> list:
     )
     if not destinations:
         return [rollout]
-    return [rollout, RequestDispatcher(engine, destinations)]
+    policy = RetrainPolicy(
+        kinds=tuple(k.strip() for k in section.retrain_kinds.split(",") if k.strip()),
+        min_severity=section.retrain_min_severity,
+        min_new_labels=section.retrain_min_new_labels,
+        cooldown_s=section.retrain_cooldown_s,
+    )
+    retrain = RetrainWorker(
+        engine,
+        policy=policy,
+        snapshot_dir=settings.snapshots_root(),
+        destinations=list(destinations),
+        poll_s=section.poll_s,
+    )
+    return [rollout, retrain, RequestDispatcher(engine, destinations)]
 
 
 def run_embedded(settings: Settings, *, stop_event: threading.Event) -> int:

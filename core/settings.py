@@ -155,6 +155,34 @@ class FeedbackSettings(_Section):
         default=None, description="Also run this command with each request as JSON on stdin."
     )
 
+    snapshots_dir: Path | None = Field(
+        default=None,
+        description="Where labeled snapshots are written and listed; default: data_dir/snapshots.",
+    )
+    retrain_kinds: str = Field(
+        default="*drift,quality_drop",
+        description="Finding kinds (comma-separated shell patterns) that ask for a retrain.",
+    )
+    retrain_min_severity: Literal["info", "warning", "critical"] = Field(
+        default="critical", description="The least severity of such a finding that counts."
+    )
+    retrain_min_new_labels: int = Field(
+        default=500, ge=0, description="Labeled rows gained since the last retrain request."
+    )
+    retrain_cooldown_s: float = Field(
+        default=86_400.0, ge=0, description="Least time between two retrain requests of a model."
+    )
+
+    def destination_names(self) -> list[str]:
+        """The request destinations these settings name (each gets a sender in `inferloop up`
+        and `inferloop feedback`); requests are queued for exactly these."""
+        named = (
+            ("webhook", self.webhook_url),
+            ("kafka", self.kafka_topic),
+            ("command", self.command),
+        )
+        return [name for name, value in named if value is not None]
+
     @model_validator(mode="after")
     def _signed_webhook(self) -> FeedbackSettings:
         if (self.webhook_url is None) != (self.webhook_secret is None):
@@ -251,6 +279,11 @@ class Settings(BaseSettings):
             for path, value in _flatten(self.model_dump())
             if value is not None
         }
+
+    def snapshots_root(self) -> Path:
+        """Where snapshots are written by default and listed from."""
+        configured = self.feedback.snapshots_dir
+        return configured if configured is not None else self.data_dir / "snapshots"
 
     def check_safe_for_production(self) -> None:
         """Refuse a production deployment that is open to anyone (also run at validation)."""

@@ -6,15 +6,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
+from inferloop.feedback import RetrainError, request_retrain
 from inferloop.store.feedback_pages import requests_page
 from inferloop.store.lineage import UnknownLineageSubject, lineage_of
 
 from . import routes_registry, routes_snapshots
-from .deps import ApiKeyDep, EngineDep
+from .deps import ApiKeyDep, EngineDep, SettingsDep
 from .pagination import (
     DEFAULT_PAGE_LIMIT,
     CursorQuery,
@@ -23,7 +25,7 @@ from .pagination import (
     decode_cursor,
     page_of,
 )
-from .schemas_feedback import FeedbackRequestResponse, LineageResponse
+from .schemas_feedback import FeedbackRequestResponse, LineageResponse, RetrainAsk, RetrainQueued
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[ApiKeyDep])
 
@@ -68,6 +70,47 @@ def list_requests(
         for r in kept
     ]
     return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/models/{model}/retrain",
+    status_code=202,
+    response_model=RetrainQueued,
+    responses={
+        409: {"description": "No request destination is configured, so nobody would hear it."},
+        422: {"description": "The snapshot could not be made (e.g. no labeled rows)."},
+    },
+)
+def post_retrain(
+    model: str, body: RetrainAsk, engine: EngineDep, settings: SettingsDep
+) -> RetrainQueued:
+    """Export a labeled snapshot of `model` as of now and queue a retrain request carrying
+    its URI and hash (202: the destinations receive it through the outbox)."""
+    destinations = settings.feedback.destination_names()
+    if not destinations:
+        raise HTTPException(
+            409,
+            "no request destination is configured: set INFERLOOP_FEEDBACK__WEBHOOK_URL "
+            "(+ _SECRET), INFERLOOP_FEEDBACK__KAFKA_TOPIC or INFERLOOP_FEEDBACK__COMMAND",
+        )
+    try:
+        made = request_retrain(
+            engine,
+            model,
+            snapshot_dir=settings.snapshots_root(),
+            destinations=destinations,
+            now_ns=time.time_ns(),
+            reason=body.reason,
+            idempotency_key=body.idempotency_key,
+            requested_by=body.who,
+            snapshot_window_s=body.snapshot_window_s,
+            versions=body.versions,
+        )
+    except (RetrainError, ValueError) as error:
+        raise HTTPException(422, str(error)) from None
+    return RetrainQueued(
+        event_id=made.id, queued=made.queued, destinations=destinations, event=made.event
+    )
 
 
 @router.get(

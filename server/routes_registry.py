@@ -9,7 +9,6 @@ exactly when there is a canary, whether the move came from the API, the CLI or c
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -26,8 +25,8 @@ from inferloop.feedback import (
     register_version,
     start_canary,
 )
-from inferloop.settings import FeedbackSettings
 from inferloop.store.feedback_pages import checks_page, history_page, versions_page
+from inferloop.times import parse_time_ns
 
 from .deps import ApiKeyDep, EngineDep, SettingsDep
 from .pagination import (
@@ -51,36 +50,6 @@ from .schemas_feedback import (
 router = APIRouter(prefix="/v1/models/{model}", tags=["registry"], dependencies=[ApiKeyDep])
 
 _NS = 1_000_000_000
-
-
-def request_destinations(section: FeedbackSettings) -> list[str]:
-    """The destination names requests are queued for: the ones `feedback_workers` in
-    `inferloop.app.embedded` builds a sender for from the same settings."""
-    named = (
-        ("webhook", section.webhook_url),
-        ("kafka", section.kafka_topic),
-        ("command", section.command),
-    )
-    return [name for name, value in named if value is not None]
-
-
-def parse_time_ns(text: str) -> int:
-    """Unix seconds (`1700000000.5`) or ISO 8601 (`2026-12-01T10:00:00Z`; UTC unless
-    it says otherwise) → Unix nanoseconds. ValueError names both forms."""
-    try:
-        return round(float(text) * _NS)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a time: give Unix seconds or ISO 8601 (2026-12-01T10:00:00Z)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    whole = moment.replace(microsecond=0)
-    return int(whole.timestamp()) * _NS + moment.microsecond * 1000
 
 
 def move_response(move: RegistryMove) -> MoveResponse:
@@ -249,7 +218,7 @@ def post_move(
             model,
             version,
             body,
-            destinations=request_destinations(settings.feedback),
+            destinations=settings.feedback.destination_names(),
             now_ns=time.time_ns(),
         )
     except UnknownVersionError as error:

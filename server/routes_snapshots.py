@@ -23,7 +23,6 @@ from inferloop.feedback import (
     export_snapshot,
     read_snapshot,
 )
-from inferloop.settings import Settings
 
 from .deps import ApiKeyDep, EngineDep, SettingsDep
 from .pagination import (
@@ -41,12 +40,6 @@ router = APIRouter(prefix="/v1", tags=["snapshots"], dependencies=[ApiKeyDep])
 UriQuery = Annotated[
     str, Query(min_length=1, description="The snapshot's folder (or URL), as the export gave it.")
 ]
-
-
-def snapshots_root(settings: Settings) -> Path:
-    """Where snapshots are written by default and listed from."""
-    configured = getattr(settings.feedback, "snapshots_dir", None)
-    return Path(configured) if configured is not None else Path(settings.data_dir) / "snapshots"
 
 
 def _local_path(uri: str) -> Path | None:
@@ -113,7 +106,7 @@ def post_snapshot(
     model: str, body: SnapshotExport, engine: EngineDep, settings: SettingsDep
 ) -> SnapshotResponse:
     """Export the joined rows of `model` as of a label cutoff: Parquet, then the manifest."""
-    root = snapshots_root(settings)
+    root = settings.snapshots_root()
     destination = body.destination or str(root)
     _check_allowed(destination, root)
     try:
@@ -149,7 +142,7 @@ def list_snapshots(
 ) -> Page[SnapshotSummary]:
     """The snapshots in the server's snapshots folder, by content hash (manifests read, data
     not verified: see `/v1/snapshots/verify`)."""
-    root = snapshots_root(settings)
+    root = settings.snapshots_root()
     if uri is not None:
         _check_allowed(uri, root)
         path = _local_path(uri)
@@ -184,7 +177,7 @@ def list_snapshots(
 )
 def verify_snapshot(uri: UriQuery, settings: SettingsDep) -> SnapshotVerified:
     """Read a snapshot and check its rows against the manifest's content hash."""
-    _check_allowed(uri, snapshots_root(settings))
+    _check_allowed(uri, settings.snapshots_root())
     path = _local_path(uri)
     if path is not None and not path.is_dir():
         raise HTTPException(404, f"no snapshot at {uri}")

@@ -139,6 +139,31 @@ class RolloutCheckResponse(BaseModel):
     )
 
 
+class RetrainAsk(BaseModel):
+    """A retrain asked for by hand: a snapshot as of now, and a request that points at it."""
+
+    reason: str = Field(min_length=1, description="Why: it goes into the request's evidence.")
+    who: str = Field(default="api", min_length=1, description="Who asks (audit).")
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The same key is the same request: a retry queues nothing new.",
+    )
+    versions: list[str] | None = Field(
+        default=None, description="Versions whose traffic goes into the snapshot; default all."
+    )
+    snapshot_window_s: float = Field(
+        default=30 * 86_400.0, gt=0, description="How far back the snapshot reaches."
+    )
+
+
+class RetrainQueued(BaseModel):
+    event_id: str = Field(description="The CloudEvent id: a hash of the decision.")
+    queued: bool = Field(description="False when this decision had been queued before.")
+    destinations: list[str]
+    event: dict[str, Any] = Field(description="The CloudEvent as the destinations receive it.")
+
+
 class FeedbackRequestResponse(BaseModel):
     event_id: str = Field(description="The CloudEvent id: a hash of the decision.")
     destination: str

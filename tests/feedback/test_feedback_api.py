@@ -235,3 +235,32 @@ def test_snapshots_export_list_verify_and_refuse(api, migrated_engine, tmp_path)
     assert refused.status_code == 422 and "empty time range" in refused.json()["detail"]
     future = api.post("/v1/models/fraud/snapshots", json=body | {"label_as_of_ns": 2**62})
     assert future.status_code == 422 and "future" in future.json()["detail"]
+
+
+def test_a_retrain_asked_by_hand_queues_one_request_per_key_with_its_snapshot(
+    migrated_engine, database_url, tmp_path
+):
+    _labeled_traffic(migrated_engine)
+    open_settings = Settings(database_url=database_url, data_dir=tmp_path)
+    with served(create_app(open_settings, engine=migrated_engine)) as url:
+        nobody = httpx.post(f"{url}/v1/models/fraud/retrain", json={"reason": "by hand"})
+    assert nobody.status_code == 409 and "no request destination" in nobody.json()["detail"]
+
+    settings = Settings(database_url=database_url, data_dir=tmp_path, feedback={"command": "cat"})
+    body = {"reason": "labels say fraud is missed", "who": "ana", "idempotency_key": "inc-42"}
+    with served(create_app(settings, engine=migrated_engine)) as url:
+        first = httpx.post(f"{url}/v1/models/fraud/retrain", json=body, timeout=30)
+        again = httpx.post(f"{url}/v1/models/fraud/retrain", json=body, timeout=30)
+        other = httpx.post(f"{url}/v1/models/fraud/retrain", json=body | {"idempotency_key": "x"})
+        queued = httpx.get(f"{url}/v1/feedback/requests", params={"model": "fraud"}).json()
+    assert first.status_code == 202, first.text
+    assert first.json()["queued"] is True and again.json()["queued"] is False
+    assert again.json()["event_id"] == first.json()["event_id"] != other.json()["event_id"]
+    event = first.json()["event"]
+    assert event["type"] == "io.inferloop.model.retrain.requested"
+    snapshot = event["data"]["snapshot"]
+    assert Path(snapshot["uri"]).parent == tmp_path / "snapshots"
+    assert pl.read_parquet(Path(snapshot["uri"]) / SNAPSHOT_DATA_FILE).height == 4
+    assert sorted(item["event_id"] for item in queued["items"]) == sorted(
+        [first.json()["event_id"], other.json()["event_id"]]
+    )

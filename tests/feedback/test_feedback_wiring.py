@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from inferloop.app.cli import main
 from inferloop.app.embedded import feedback_workers
-from inferloop.feedback import RequestDispatcher, RolloutWorker
+from inferloop.feedback import RequestDispatcher, RetrainWorker, RolloutWorker
 from inferloop.settings import Settings
 from inferloop.store import upgrade
 
@@ -29,12 +29,19 @@ def test_each_configured_destination_is_served_by_the_dispatcher(tmp_path) -> No
             "webhook_secret": SECRET,
             "command": "cat",
             "check_interval_s": 60,
+            "retrain_kinds": "quality_drop, *drift",
+            "retrain_min_new_labels": 50,
         },
     )
-    rollout, dispatcher = feedback_workers(settings, engine=None)
+    rollout, retrain, dispatcher = feedback_workers(settings, engine=None)
     assert isinstance(dispatcher, RequestDispatcher)
     assert rollout.destinations == ("webhook", "command")
     assert rollout.interval_ns == 60 * 10**9
+    assert isinstance(retrain, RetrainWorker)
+    assert retrain.destinations == ("webhook", "command")
+    assert retrain.policy.kinds == ("quality_drop", "*drift")
+    assert retrain.policy.min_new_labels == 50
+    assert retrain.snapshot_dir == str(tmp_path / "snapshots")
 
 
 def test_a_webhook_without_its_signing_secret_is_refused() -> None:
