@@ -311,8 +311,9 @@ def snapshot_summary(snapshot: Snapshot) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class RetrainStep:
     """What one worker round did for one model: `action` is `requested`, `resumed`,
-    `already_requested`, or the policy's reason for waiting (`cooldown`, `too_few_labels`,
-    `covered`, `refused`: another worker decided first)."""
+    `already_requested`, `failed` (the export or the store raised: a reserved request is
+    retried next round), or why it waits (`cooldown`, `too_few_labels`, `covered`,
+    `refused`: another worker decided first)."""
 
     model: str
     action: str
@@ -364,17 +365,28 @@ class RetrainWorker:
             by_model.setdefault(str(row.model), []).append(dict(row._mapping))
         for model in sorted(by_model):
             findings = by_model[model]
-            if any(self.policy.matches(f) for f in findings):
+            if not any(self.policy.matches(f) for f in findings):
+                continue
+            try:
                 steps.append(self._consider(model, findings, now_ns))
+            except Exception as error:  # one model's failure must not stop the others
+                logger.exception("retrain of %s: the request failed", model)
+                steps.append(RetrainStep(model, "failed", f"{type(error).__name__}: {error}"))
         self.last_round = steps
         return steps
 
     def _resume(self, now_ns: int) -> list[RetrainStep]:
         with self.engine.connect() as connection:
-            ids = queries.preparing_request_ids(connection, type=RETRAIN_REQUESTED)
+            preparing = queries.preparing_requests(connection, type=RETRAIN_REQUESTED)
         steps = []
-        for request_id in ids:
-            made = complete_retrain(self.engine, request_id, now_ns=now_ns)
+        for request_id, model in preparing:
+            try:
+                made = complete_retrain(self.engine, request_id, now_ns=now_ns)
+            except Exception as error:  # retried next round; the others go on
+                logger.exception("retrain request %s could not be completed", request_id)
+                reason = f"{type(error).__name__}: {error}"
+                steps.append(RetrainStep(model, "failed", reason, request_id))
+                continue
             if made is not None:
                 data = made.event["data"]
                 steps.append(

@@ -272,15 +272,16 @@ def release_prepared(
     return int(released.rowcount)
 
 
-def preparing_request_ids(connection: sa.Connection, *, type: str) -> list[str]:
-    """Requests of one type left in `preparing` (their maker crashed or is still at work)."""
+def preparing_requests(connection: sa.Connection, *, type: str) -> list[tuple[str, str]]:
+    """(id, model) of the requests of one type left in `preparing` (their maker crashed
+    or is still at work), oldest first."""
     query = (
-        sa.select(_REQUESTS.c.id)
+        sa.select(_REQUESTS.c.id, sa.func.min(_REQUESTS.c.model))
         .where(_REQUESTS.c.type == type, _REQUESTS.c.state == PREPARING)
         .group_by(_REQUESTS.c.id)
         .order_by(sa.func.min(_REQUESTS.c.created_at_ns), _REQUESTS.c.id)
     )
-    return list(connection.scalars(query))
+    return [(str(i), str(m)) for i, m in connection.execute(query)]
 
 
 def requests_by_event(connection: sa.Connection, *, model: str, type: str) -> list[dict[str, Any]]:

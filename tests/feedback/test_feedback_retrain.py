@@ -274,8 +274,10 @@ def test_a_crash_before_release_is_completed_later_with_the_same_cutoff(labeled,
     blocked = snapshots
     blocked.write_text("not a folder")  # the export fails after the reservation
     clock = Clock(T0)
-    with pytest.raises(OSError):
-        worker(labeled, clock, blocked).run_once()
+    [failed] = worker(labeled, clock, blocked).run_once()
+    assert failed.action == "failed" and "snapshots" in failed.reason
+    failed, then = worker(labeled, clock, blocked).run_once()  # the reservation is retried
+    assert (failed.model, failed.action, then.action) == (MODEL, "failed", "covered")
     rows = retrain_rows(labeled)
     assert {r["state"] for r in rows} == {"preparing"}  # decided, not sendable
     blocked.unlink()
