@@ -1,7 +1,7 @@
-"""Event contract v1 (docs/event-contract.md): the one definition of the wire format.
+"""Event contract v1 and v2 (docs/event-contract.md): the one definition of the wire format.
 
 These msgspec types are what the collector validates with, and the published
-JSON Schema (``sdk/schema/batch-v1.json``) is generated from them
+JSON Schemas (``sdk/schema/batch-v1.json``, ``batch-v2.json``) are generated from them
 (``python -m inferloop.collector.contract_schema``), so the two cannot drift
 apart. Every constraint is a ``msgspec.Meta`` annotation: msgspec checks it in C
 while decoding, and the schema generator writes it as the matching keyword.
@@ -14,11 +14,13 @@ move first), so the schema allows additional properties too.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Literal
 
 import msgspec
 
 SCHEMA_VERSION = 1
+COLUMNAR_SCHEMA_VERSION = 2
 MAX_PAYLOAD_BYTES = 256 * 1024
 """Largest ``inputs``/``outputs``/``label`` JSON accepted per event."""
 MAX_ERROR_MESSAGE_CHARS = 1000
@@ -149,6 +151,72 @@ class Batch(msgspec.Struct, frozen=True, gc=False):
     schema_version: Literal[1]
     emitter_id: EmitterId
     events: list[AnyEvent]
+
+
+Scalar = str | int | float | bool | None
+FeatureColumns = Annotated[
+    dict[str, list[Scalar]],
+    msgspec.Meta(
+        description=(
+            "One array per feature, value i belonging to event i: event i's payload is"
+            " {'rows': [{feature: value_i, ...}]}. At most"
+            f" {MAX_PAYLOAD_BYTES} bytes of JSON per event (checked by the collector)."
+        )
+    ),
+]
+PredictionRef = (
+    Annotated[str, msgspec.Meta(max_length=200)] | Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+)
+EVENT_ARRAYS = "seq, start_ns, latency_ns, prediction_id and every inputs/outputs column"
+
+
+class ColumnarBatch(msgspec.Struct, frozen=True, gc=False):
+    """Contract v2: calls of one model version as columns (one array per field).
+
+    Every event of it is an ``ok`` inference of batch size 1 with no device time. Its
+    event id is derived from (emitter_id, seq, start time) as docs/event-contract.md
+    says; its start time is ``start_base_ns + start_ns[i]``; an integer prediction id
+    ``n`` stands for ``<first 12 characters of emitter_id>-<n in lowercase hex>``.
+    """
+
+    schema_version: Literal[2]
+    emitter_id: EmitterId
+    model: ModelName
+    version: ShortText
+    environment: ShortText
+    device: Annotated[str, msgspec.Meta(max_length=64)]
+    start_base_ns: TimeNs
+    seq: list[Seq]
+    start_ns: list[TimeNs]
+    latency_ns: list[Count]
+    prediction_id: list[PredictionRef]
+    tags: dict[str, str] = {}
+    inputs: FeatureColumns | None = None
+    outputs: FeatureColumns | None = None
+    dropped: Dropped | None = None
+
+
+_EMITTER_BITS = (1 << 42) - 1
+
+
+def emitter_bits(emitter_id: str) -> int:
+    """The 42 bits that stand for the emitter in its derived (v2) event ids."""
+    digest = hashlib.blake2b(emitter_id.encode(), digest_size=6).digest()
+    return int.from_bytes(digest, "big") & _EMITTER_BITS
+
+
+def columnar_event_id(bits: int, start_time_ns: int, seq: int) -> str:
+    """The event id of a v2 event: UUIDv7 layout from its start millisecond, the emitter's
+    42 bits (``emitter_bits``) and the low 32 bits of its sequence number."""
+    millis = (start_time_ns // 1_000_000) & ((1 << 48) - 1)
+    tail = (bits << 32) | (seq & 0xFFFF_FFFF)
+    value = (millis << 80) | (0x7 << 76) | ((tail >> 62) << 64) | (0b10 << 62)
+    return f"{value | (tail & ((1 << 62) - 1)):032x}"
+
+
+def columnar_prediction_id(emitter_id: str, number: int) -> str:
+    """What an integer prediction id of a v2 batch stands for."""
+    return f"{emitter_id[:12]}-{number:x}"
 
 
 EVENT_COLUMNS = (

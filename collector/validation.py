@@ -14,13 +14,31 @@ row lacks, the SDK's drop report, is kept aside for the rare events carrying one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from itertools import repeat
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from inferloop.grains import minute_of_ns
 
-from .contract import MAX_PAYLOAD_BYTES, AnyEvent, Batch, EmitterId, InferenceEvent, LabelEvent
+from .contract import (
+    COLUMNAR_SCHEMA_VERSION,
+    EVENT_ARRAYS,
+    MAX_PAYLOAD_BYTES,
+    AnyEvent,
+    Batch,
+    ColumnarBatch,
+    Dropped,
+    EmitterId,
+    InferenceEvent,
+    LabelEvent,
+    ModelName,
+    ShortText,
+    TimeNs,
+    columnar_event_id,
+    columnar_prediction_id,
+    emitter_bits,
+)
 from .rejection import Rejection, RejectionCode
 
 
@@ -36,7 +54,35 @@ class _RawEvents(msgspec.Struct, frozen=True, gc=False):
     events: list[msgspec.Raw]
 
 
+class _LooseColumnar(msgspec.Struct, frozen=True, gc=False):
+    """A v2 batch with its per-event arrays left unchecked, for the per-event slow path."""
+
+    schema_version: Literal[2]
+    emitter_id: EmitterId
+    model: ModelName
+    version: ShortText
+    environment: ShortText
+    device: Annotated[str, msgspec.Meta(max_length=64)]
+    start_base_ns: TimeNs
+    seq: list[Any]
+    start_ns: list[Any]
+    latency_ns: list[Any]
+    prediction_id: list[Any]
+    tags: dict[str, str] = {}
+    inputs: dict[str, list[Any]] | None = None
+    outputs: dict[str, list[Any]] | None = None
+    dropped: Dropped | None = None
+
+
+class _Version(msgspec.Struct, gc=False):
+    schema_version: Any = None
+
+
 _batch_decoder = msgspec.json.Decoder(Batch)
+_columnar_decoder = msgspec.json.Decoder(ColumnarBatch)
+_loose_columnar_decoder = msgspec.json.Decoder(_LooseColumnar)
+_version_decoder = msgspec.json.Decoder(_Version)
+_raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _event_decoder = msgspec.json.Decoder(AnyEvent)
 _raw_events_decoder = msgspec.json.Decoder(_RawEvents)
@@ -176,9 +222,223 @@ def validate_batch(
     try:
         batch = _batch_decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-        return _validate_slowly(raw, received_at_ns)
-    _split(batch.events, result, None, list(range(len(batch.events))), received_at_ns)
-    return result
+        pass
+    else:
+        _split(batch.events, result, None, list(range(len(batch.events))), received_at_ns)
+        return result
+    try:
+        columnar = _columnar_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+        pass
+    else:
+        if _columnar_rows(columnar, result, received_at_ns):
+            return result
+        return _validate_columnar_slowly(raw, received_at_ns)
+    try:
+        version = _version_decoder.decode(raw).schema_version
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+        version = None
+    if version == COLUMNAR_SCHEMA_VERSION:
+        return _validate_columnar_slowly(raw, received_at_ns)
+    return _validate_slowly(raw, received_at_ns)
+
+
+# ---------------------------------------------------------------------- contract v2
+_ROWS_TEMPLATE = b'{"rows":[%b]}'
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _payloads(columns: dict[str, list[Any]] | None, count: int) -> list[bytes | None]:
+    """Each event's `{"rows": [{feature: value}]}` JSON, built for all events in C calls:
+    one dict per event from zip, one encode of the list, one decode into raw slices."""
+    if columns is None:
+        return [None] * count
+    names = list(columns)
+    rows = list(map(dict, map(zip, repeat(names), zip(*columns.values(), strict=True))))
+    if not names:
+        rows = [{} for _ in range(count)]
+    return list(map(_ROWS_TEMPLATE.__mod__, _raw_list_decoder.decode(_encode(rows))))
+
+
+def _columnar_rows(batch: ColumnarBatch, into: Validated, received_at_ns: int) -> bool:
+    """A v2 batch straight into ``events`` rows; False when some event needs the slow path
+    (arrays of unequal length, a start time out of range, a payload over its limit)."""
+    count = len(batch.seq)
+    arrays = [batch.start_ns, batch.latency_ns, batch.prediction_id]
+    for columns in (batch.inputs, batch.outputs):
+        if columns:
+            arrays.extend(columns.values())
+    if any(len(array) != count for array in arrays):
+        return False
+    if count == 0:
+        return True
+    base = batch.start_base_ns
+    starts = [base + start for start in batch.start_ns]
+    if min(starts) < _INT64_MIN or max(starts) > _INT64_MAX:
+        return False
+    inputs = _payloads(batch.inputs, count)
+    outputs = _payloads(batch.outputs, count)
+    limit = MAX_PAYLOAD_BYTES
+    if (batch.inputs and max(map(len, inputs)) > limit) or (  # type: ignore[arg-type]
+        batch.outputs and max(map(len, outputs)) > limit  # type: ignore[arg-type]
+    ):
+        return False
+    emitter = batch.emitter_id
+    ids = list(map(columnar_event_id, repeat(emitter_bits(emitter)), starts, batch.seq))
+    predictions = [
+        p if type(p) is str else columnar_prediction_id(emitter, p) for p in batch.prediction_id
+    ]
+    # One C-level zip builds every row (EVENT_COLUMNS order); constants repeat.
+    into.rows.extend(
+        zip(
+            ids,
+            repeat(emitter),
+            batch.seq,
+            repeat(batch.model),
+            repeat(batch.version),
+            repeat(batch.environment),
+            starts,
+            batch.latency_ns,
+            repeat(None),
+            repeat("ok"),
+            repeat(None),
+            repeat(None),
+            repeat(1),
+            repeat(batch.device),
+            inputs,
+            outputs,
+            predictions,
+            repeat(_encode(batch.tags)),
+            repeat(received_at_ns),
+        )
+    )
+    into.row_positions.extend(range(count))
+    if batch.dropped:
+        into.drops.append(DropReport(ids[0], batch.model, minute_of_ns(starts[0]), batch.dropped))
+    return True
+
+
+def columnar_event(batch: Any, index: int) -> dict[str, Any]:
+    """Event ``index`` of a (loosely decoded) v2 batch in the v1 layout, as it is stored."""
+    emitter = batch.emitter_id
+    seq = batch.seq[index]
+    start = batch.start_ns[index]
+    start_time = batch.start_base_ns + start if type(start) is int else start
+    prediction = batch.prediction_id[index]
+    event_id = (
+        columnar_event_id(emitter_bits(emitter), start_time, seq)
+        if type(seq) is int and type(start_time) is int and seq >= 0
+        else "0" * 32
+    )
+    event = {
+        "schema_version": 1,
+        "kind": "inference",
+        "event_id": event_id,
+        "emitter_id": emitter,
+        "seq": seq,
+        "model": batch.model,
+        "version": batch.version,
+        "environment": batch.environment,
+        "start_time_ns": start_time,
+        "latency_ns": batch.latency_ns[index],
+        "status": "ok",
+        "batch_size": 1,
+        "device": batch.device,
+        "inputs": _row(batch.inputs, index),
+        "outputs": _row(batch.outputs, index),
+        "prediction_id": (
+            columnar_prediction_id(emitter, prediction)
+            if type(prediction) is int and prediction >= 0
+            else prediction
+        ),
+        "tags": batch.tags,
+    }
+    if index == 0 and batch.dropped:
+        event["dropped"] = batch.dropped
+    return event
+
+
+def _row(columns: dict[str, list[Any]] | None, index: int) -> dict[str, Any] | None:
+    if columns is None:
+        return None
+    return {"rows": [{name: column[index] for name, column in columns.items()}]}
+
+
+def _column_problem(batch: _LooseColumnar, index: int) -> str | None:
+    """What the v1 event rules cannot see in event ``index`` of a v2 batch."""
+    start = batch.start_ns[index]
+    if type(start) is not int or not _INT64_MIN <= start <= _INT64_MAX:
+        return f"Expected `int` of 64 bits - at `$.start_ns[{index}]`"
+    prediction = batch.prediction_id[index]
+    if type(prediction) is int and not 0 <= prediction <= _INT64_MAX:
+        return f"Expected `int` >= 0 - at `$.prediction_id[{index}]`"
+    for field_name, columns in (("inputs", batch.inputs), ("outputs", batch.outputs)):
+        for name, column in (columns or {}).items():
+            if not isinstance(column[index], _SCALARS):
+                return f"Expected a scalar - at `$.{field_name}.{name}[{index}]`"
+    return None
+
+
+def _validate_columnar_slowly(raw: bytes, received_at_ns: int) -> Validated:
+    """A v2 batch that failed the fast path: whole-batch problems refuse it all; otherwise
+    each event is judged alone, by the v1 event rules, and refused alone."""
+    result = Validated()
+    try:
+        batch = _loose_columnar_decoder.decode(raw)
+    except UnicodeDecodeError as error:
+        reason = f"not valid UTF-8: {error}"
+        result.rejections.append(Rejection(RejectionCode.UNDECODABLE, reason, raw))
+        return result
+    except msgspec.ValidationError as error:
+        reason = f"invalid batch (schema_version 2, columnar): {error}"
+        result.rejections.append(Rejection(RejectionCode.INVALID, reason, raw))
+        return result
+    except (msgspec.DecodeError, ValueError) as error:
+        reason = f"not decodable as JSON: {error}"
+        result.rejections.append(Rejection(RejectionCode.UNDECODABLE, reason, raw))
+        return result
+    count = len(batch.seq)
+    arrays = [batch.start_ns, batch.latency_ns, batch.prediction_id]
+    for columns in (batch.inputs, batch.outputs):
+        arrays.extend((columns or {}).values())
+    if any(len(array) != count for array in arrays):
+        reason = (
+            f"invalid batch (schema_version 2, columnar): {EVENT_ARRAYS} must all hold"
+            f" one item per event ({count}, the length of `seq`)"
+        )
+        result.rejections.append(Rejection(RejectionCode.INVALID, reason, raw))
+        return result
+    good: list[AnyEvent] = []
+    good_raws: list[bytes] = []
+    positions: list[int] = []
+    for index in range(count):
+        problem = _column_problem(batch, index)
+        try:
+            event_raw = _encode(columnar_event(batch, index))
+        except (OverflowError, TypeError, ValueError) as error:  # a sum past 64 bits
+            event_raw = b""
+            problem = problem or f"{error} - at `$.start_ns[{index}]`"
+        if problem is None:
+            try:
+                good.append(_event_decoder.decode(event_raw))
+                good_raws.append(event_raw)
+                positions.append(index)
+                continue
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
+                problem = str(error)
+                for name in ("seq", "latency_ns", "prediction_id", "start_time_ns"):
+                    problem = problem.replace(
+                        f"at `$.{name}`",
+                        f"at `$.{'start_ns' if name == 'start_time_ns' else name}[{index}]`",
+                    )
+        result.rejections.append(
+            Rejection(RejectionCode.INVALID, f"invalid event: {problem}", event_raw, index)
+        )
+    kept = Validated()
+    _split(good, kept, good_raws, positions, received_at_ns)
+    kept.rejections[:0] = result.rejections
+    return kept
 
 
 def _validate_slowly(raw: bytes, received_at_ns: int) -> Validated:
@@ -221,5 +481,9 @@ def _validate_slowly(raw: bytes, received_at_ns: int) -> Validated:
 
 
 def event_bytes(raw_batch: bytes, index: int) -> bytes:
-    """The bytes of event ``index`` exactly as sent in ``raw_batch`` (a batch that decoded)."""
-    return bytes(_raw_events_decoder.decode(raw_batch).events[index])
+    """The bytes of event ``index`` exactly as sent in ``raw_batch`` (a batch that decoded);
+    for a columnar (v2) batch, the event in the v1 layout, as it was stored."""
+    try:
+        return bytes(_raw_events_decoder.decode(raw_batch).events[index])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _encode(columnar_event(_loose_columnar_decoder.decode(raw_batch), index))

@@ -34,7 +34,7 @@ from ._kafka import KafkaTransport
 from ._monitor import Call, Monitor, last_prediction_id, monitor
 from ._payload import register_extractor
 from ._runtime import configure, flush, log_label, shutdown, stats
-from ._schema import SCHEMA_PATH, load_schema
+from ._schema import COLUMNAR_SCHEMA_PATH, SCHEMA_PATH, load_schema
 from ._transports import (
     Closeable,
     FileTransport,
@@ -45,9 +45,11 @@ from ._transports import (
     PermanentTransportError,
     PipeliningTransport,
     Transport,
+    events_of,
 )
 
 __all__ = [
+    "COLUMNAR_SCHEMA_PATH",
     "DEFAULT_KAFKA_TOPIC",
     "ENV_API_KEY",
     "ENV_BATCH_SIZE",
@@ -79,6 +81,7 @@ __all__ = [
     "SDKConfig",
     "Transport",
     "configure",
+    "events_of",
     "flush",
     "last_prediction_id",
     "load_schema",

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ._columns import Block
 from ._config import SDKConfig
 from ._log import RateLimitedLog
 from ._serialize import dumps
@@ -31,7 +32,7 @@ MAX_IN_FLIGHT = 4  # batches awaiting the broker's ack at once (pipelining trans
 
 
 class Batch:
-    """One batch envelope as JSON, the events it holds and the drop report it carries."""
+    """One batch envelope as JSON (v1 events or v2 columns), the events it holds and the drop report it carries."""
 
     __slots__ = ("key", "data", "count", "report", "attempts", "first_failure", "handle")
 
@@ -135,6 +136,28 @@ class Outbox:
                 end += 1
             data = header + b",".join(encoded[start:end]) + b"]}"
             self._add_batch(model, data, end - start, report)
+            start = end
+
+    def add_block(self, block: Block) -> None:
+        """Cut a columnar block (contract v2) into batches by count and by bytes.
+
+        Each batch is encoded once; one over `batch_max_bytes` is halved until it fits. The
+        batch carries the drops not yet reported to the platform in its `dropped` field.
+        """
+        max_bytes = self._config.batch_max_bytes
+        max_count = self._config.batch_size
+        total = block.count
+        start = 0
+        while start < total:
+            report = self._unreported
+            if report:
+                self._unreported = {}
+            end = min(total, start + max_count)
+            data = block.encode(start, end, report)
+            while len(data) > max_bytes and end - start > 1:
+                end = start + (end - start) // 2
+                data = block.encode(start, end, report)
+            self._add_batch(block.model, data, end - start, report)
             start = end
 
     def _add_batch(self, model: str, data: bytes, count: int, report: dict[str, int]) -> None:

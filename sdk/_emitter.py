@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _cuda
+from ._columns import ColumnBuilder, Segments
 from ._config import SDKConfig
 from ._delivery import Outbox
 from ._events import EventBuilder
@@ -42,6 +43,14 @@ class Emitter:
         self._log = RateLimitedLog()
         self._builder = EventBuilder(config, self.emitter_id, self._log)
         self._outbox = Outbox(config, self.emitter_id, self._log)
+        self._columns = ColumnBuilder(
+            emitter_id=self.emitter_id,
+            environment=config.environment,
+            start_base_ns=self._builder.epoch_offset_ns,
+            payload_max_bytes=config.payload_max_bytes,
+            take_seqs=self._builder.take_seqs,
+            enabled=config.sample_rate >= 1.0 and not self._builder.redacting,
+        )
         # Hot-path attributes: read by `_monitor` wrappers on every call.
         self.prediction_prefix = self._builder.prediction_prefix
         self.queue: deque[Record] = deque()
@@ -178,43 +187,64 @@ class Emitter:
         self.wake.wait(outbox.wait_s(timeout))
 
     def _drain(self, limit: int) -> None:
-        """Turn queued records into encoded events, handed to delivery one model at a time.
+        """Turn queued records into batches, handed to delivery one model at a time.
 
-        Built in slices of DRAIN_SLICE records with the GIL released between them; events
-        are still gathered across slices, so the batches stay as full as before."""
+        Taken in slices of DRAIN_SLICE records with the GIL released between them. The
+        common calls become columns (`_columns`, contract v2), the others v1 events; both
+        are gathered across slices, so the batches stay as full as before."""
         queue = self.queue
         build = self._builder.build
-        by_model: dict[str, list[bytes]] = {}
+        take = self._columns.take
+        segments: Segments = {}  # per model, in call order: Blocks and lists of v1 events
         taken = 0
         popleft = queue.popleft
         pause = time.sleep
         while taken < limit and not self._abandon:
-            try:
-                record = popleft()
-            except IndexError:
+            # Only this thread pops, so the queue holds at least `size` records.
+            size = min(DRAIN_SLICE, limit - taken, len(queue))
+            if size <= 0:
                 break
-            taken += 1
-            if not taken % DRAIN_SLICE:
-                pause(0)  # let serving threads run between slices (see DRAIN_SLICE)
+            chunk = [popleft() for _ in range(size)]
+            taken += size
             try:
-                model, event = build(record)
-            except Exception as exc:  # noqa: BLE001 - a bad record must not stop the others
-                self._outbox.count_drop("internal_error", 1)
+                others = take(chunk, segments)
+            except Exception as exc:  # noqa: BLE001 - the v1 path can still build them
                 self._internal_errors += 1
-                self._log.warning("build", "inferloop SDK could not build an event: %r", exc)
-                continue
-            events = by_model.get(model)
-            if events is None:
-                by_model[model] = [event]
-            else:
-                events.append(event)
+                self._log.warning("columns", "inferloop SDK columnar build failed: %r", exc)
+                others = chunk
+            for record in others:
+                try:
+                    model, event = build(record)
+                except Exception as exc:  # noqa: BLE001 - a bad record must not stop the others
+                    self._outbox.count_drop("internal_error", 1)
+                    self._internal_errors += 1
+                    self._log.warning("build", "inferloop SDK could not build an event: %r", exc)
+                    continue
+                model_segments = segments.get(model)
+                if model_segments is None:
+                    segments[model] = [[event]]
+                elif type(model_segments[-1]) is list:
+                    model_segments[-1].append(event)
+                else:
+                    model_segments.append([event])
+            pause(0)  # let serving threads run between slices (see DRAIN_SLICE)
         self._drained += taken
         queue_full = self.queue_full_drops()
         if queue_full > self._queue_full_reported:
             self._outbox.report_drop("queue_full", queue_full - self._queue_full_reported)
             self._queue_full_reported = queue_full
-        for model, events in by_model.items():
-            self._outbox.add(model, events)
+        outbox = self._outbox
+        for model, model_segments in segments.items():
+            for segment in model_segments:
+                if type(segment) is list:
+                    outbox.add(model, segment)
+                    continue
+                try:
+                    outbox.add_block(segment)
+                except Exception as exc:  # noqa: BLE001 - counted as lost, never raised
+                    outbox.count_drop("internal_error", segment.count)
+                    self._internal_errors += 1
+                    self._log.warning("encode", "inferloop SDK could not encode a batch: %r", exc)
 
     def _drain_if_due(self) -> None:
         """Between two sends: keep draining, so that serving threads never find a full queue

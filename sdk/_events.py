@@ -55,7 +55,7 @@ class EventBuilder:
         # perf_counter_ns + offset = Unix ns, so the hot path reads one clock only.
         self.epoch_offset_ns = time.time_ns() - time.perf_counter_ns()
         self._log = log
-        self._event_ids = EventIdFactory()
+        self._event_ids = EventIdFactory(emitter_id)
         self._emitter_id_bytes = emitter_id.encode()
         self._prefix_bytes = self.prediction_prefix.encode()
         self._spec_json: dict[Any, tuple[bytes, bytes, bytes]] = {}
@@ -67,6 +67,16 @@ class EventBuilder:
         seq = self._seq
         self._seq = seq + 1
         return seq
+
+    def take_seqs(self, count: int) -> int:
+        """Reserve `count` consecutive sequence numbers (a columnar block); the first."""
+        first = self._seq
+        self._seq = first + count
+        return first
+
+    @property
+    def redacting(self) -> bool:
+        return self._redaction.active
 
     def build(self, record: Record) -> tuple[str, bytes]:
         """One record as (model, the event's JSON)."""

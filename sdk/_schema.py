@@ -1,4 +1,4 @@
-"""The published JSON Schema of a batch (event contract v1), shipped as package data."""
+"""The published JSON Schemas of a batch (event contract v1 and v2), shipped as package data."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "batch-v1.json"
+COLUMNAR_SCHEMA_PATH = Path(__file__).with_name("schema") / "batch-v2.json"
 
 
-def load_schema() -> dict[str, Any]:
-    """The batch schema (draft 2020-12) that the collector validates incoming batches with."""
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+def load_schema(version: int = 1) -> dict[str, Any]:
+    """The batch schema (draft 2020-12) that the collector validates incoming batches with:
+    version 1 (events one by one) or 2 (columnar, what the SDK sends for common calls)."""
+    path = COLUMNAR_SCHEMA_PATH if version == 2 else SCHEMA_PATH
+    return json.loads(path.read_text(encoding="utf-8"))

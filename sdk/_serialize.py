@@ -46,6 +46,23 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _stdlib_dumps_plain(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _choose_plain(name: str, general: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """The encoder of columnar batches: their values are already plain and finite (the
+    builder checked them column by column), so the standard library needs no `_finite` walk
+    and orjson no fallback."""
+    if name == "orjson":
+        import orjson
+
+        return orjson.dumps
+    if name == "msgspec":
+        return general
+    return _stdlib_dumps_plain
+
+
 def _choose_encoder() -> tuple[str, Callable[[Any], bytes]]:
     try:
         import orjson
@@ -73,8 +90,24 @@ def _choose_encoder() -> tuple[str, Callable[[Any], bytes]]:
 
 
 ENCODER_NAME, dumps = _choose_encoder()
+dumps_plain = _choose_plain(ENCODER_NAME, dumps)
 
 
-def loads(data: bytes | str) -> Any:
-    """Decode a batch (used by the in-memory transport and tests)."""
-    return json.loads(data)
+def _choose_decoder() -> Callable[[bytes | str], Any]:
+    try:
+        import orjson
+
+        return orjson.loads
+    except ImportError:
+        pass
+    try:
+        import msgspec
+
+        return msgspec.json.decode
+    except ImportError:
+        return json.loads
+
+
+loads = _choose_decoder()
+"""Decode a batch (the in-memory transport, the HTTP transport's answers, tests): orjson or
+msgspec when installed, the standard library otherwise."""

@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import IO, Any, Protocol, runtime_checkable
 
+from ._columns import expand
 from ._serialize import loads
 
 
@@ -75,30 +76,51 @@ class PartiallyRejected(PermanentTransportError):
         return len(self.indices)
 
 
+def events_of(batch: bytes | dict[str, Any]) -> list[dict[str, Any]]:
+    """The events of one batch (JSON bytes or decoded), in the v1 layout whatever its
+    contract version: a columnar (v2) batch is expanded as the collector reads it."""
+    decoded = loads(batch) if isinstance(batch, (bytes, bytearray, str)) else batch
+    return expand(decoded)["events"]
+
+
 class MemoryTransport:
-    """Keeps decoded batches in memory so that users' tests can read their events back."""
+    """Keeps batches in memory so that users' tests can read their events back.
+
+    `send` only keeps the bytes (the worker does no decoding); they are decoded, with
+    orjson or msgspec when installed, when the test reads `batches` or `events`.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.batches: list[dict[str, Any]] = []
+        self.raw: list[bytes] = []
+        """Each batch exactly as sent."""
         self.keys: list[str] = []
+        self._decoded: list[dict[str, Any]] = []
 
     def send(self, batch: bytes, *, key: str) -> None:
-        decoded = loads(batch)
         with self._lock:
-            self.batches.append(decoded)
+            self.raw.append(batch)
             self.keys.append(key)
+
+    @property
+    def batches(self) -> list[dict[str, Any]]:
+        """Every batch received so far, in the v1 layout (v2 columns expanded to events)."""
+        with self._lock:
+            decoded = self._decoded
+            for raw in self.raw[len(decoded) :]:
+                decoded.append(expand(loads(raw)))
+            return list(decoded)
 
     @property
     def events(self) -> list[dict[str, Any]]:
         """Every event received so far, in delivery order."""
-        with self._lock:
-            return [event for batch in self.batches for event in batch["events"]]
+        return [event for batch in self.batches for event in batch["events"]]
 
     def clear(self) -> None:
         with self._lock:
-            self.batches.clear()
+            self.raw.clear()
             self.keys.clear()
+            self._decoded.clear()
 
 
 class FileTransport:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from inferloop.sdk import MemoryTransport, configure, shutdown
+from inferloop.sdk._columns import expand
 from inferloop.sdk._serialize import loads
 
 
@@ -39,7 +40,7 @@ class GateTransport:
         self.entered.set()
         if not self.gate.wait(10):
             raise TimeoutError("gate never opened")
-        self.batches.append(loads(batch))
+        self.batches.append(expand(loads(batch)))
 
     @property
     def events(self) -> list[dict[str, Any]]:

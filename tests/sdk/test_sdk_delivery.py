@@ -20,6 +20,7 @@ from inferloop.sdk import (
     monitor,
     stats,
 )
+from inferloop.sdk._columns import expand
 from inferloop.sdk._serialize import loads
 
 
@@ -41,7 +42,7 @@ class FlakyTransport:
         self.attempts += 1
         if self.attempts <= self.failures:
             raise self.error
-        self.batches.append(loads(batch))
+        self.batches.append(expand(loads(batch)))
 
     @property
     def events(self) -> list[dict]:
@@ -152,7 +153,7 @@ class ScriptedTransport(FlakyTransport):
         self.attempts += 1
         if self.errors:
             raise self.errors.pop(0)
-        self.batches.append(loads(batch))
+        self.batches.append(expand(loads(batch)))
 
 
 def test_partly_rejected_batch_counts_only_the_rejected_events() -> None:
@@ -203,7 +204,7 @@ class PipelinedTransport:
         raise AssertionError("a pipelining transport is sent to with submit()")
 
     def submit(self, batch: bytes, *, key: str, on_done=None) -> PipelinedTransport.Ack:
-        self.batches.append(loads(batch))
+        self.batches.append(expand(loads(batch)))
         if on_done is not None:
             on_done()
         return self.Ack()

@@ -20,6 +20,7 @@ from inferloop.sdk import (
     ENV_TRANSPORT,
     MemoryTransport,
     configure,
+    events_of,
     flush,
     monitor,
     register_extractor,
@@ -116,7 +117,7 @@ def test_configure_argument_wins_over_environment(
     assert _state.emitter.config.queue_size == 123
     assert _state.emitter.config.sample_rate == 0.25
     lines = (tmp_path / "events.jsonl").read_text().splitlines()
-    assert json.loads(lines[0])["events"][0]["model"] == "fraud"
+    assert events_of(lines[0])[0]["model"] == "fraud"
 
     transport = configure(transport="memory", queue_size=7)
     assert isinstance(transport, MemoryTransport)
@@ -173,9 +174,7 @@ def test_fork_child_emits_with_fresh_emitter_and_queue(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     predict("parent-again")
     assert flush(5)
-    events = [
-        event for line in path.read_text().splitlines() for event in json.loads(line)["events"]
-    ]
+    events = [event for line in path.read_text().splitlines() for event in events_of(line)]
     by_value = {event["inputs"]["rows"][0]["value"]: event for event in events}
     assert set(by_value) == {"parent", "child", "parent-again"}
     assert by_value["child"]["emitter_id"] != parent_id

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from inferloop.sdk import events_of
 
 SERVING_CODE = """
 from inferloop.sdk import flush, monitor
@@ -38,8 +39,8 @@ def test_transport_variable_alone_starts_monitoring_without_configure(tmp_path: 
         tmp_path, INFERLOOP_SDK_TRANSPORT="file", INFERLOOP_FILE_PATH=str(events_file)
     )
     assert result.returncode == 0, result.stderr
-    batches = [json.loads(line) for line in events_file.read_text().splitlines()]
-    events = [event for batch in batches for event in batch["events"]]
+    lines = events_file.read_text().splitlines()
+    events = [event for line in lines for event in events_of(line)]
     assert [(e["model"], e["version"], e["status"]) for e in events] == [("fraud", "3", "ok")]
 
 

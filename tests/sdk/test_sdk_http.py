@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from inferloop.sdk import ENV_API_KEY, ENV_ENDPOINT, ENV_TRANSPORT, configure, flush, monitor, stats
+from inferloop.sdk import (
+    ENV_API_KEY,
+    ENV_ENDPOINT,
+    ENV_TRANSPORT,
+    configure,
+    events_of,
+    flush,
+    monitor,
+    stats,
+)
 
 
 class RecordingServer:
@@ -48,9 +57,7 @@ class RecordingServer:
         self.thread.start()
 
     def events(self) -> list[dict[str, Any]]:
-        return [
-            event for request in self.requests for event in json.loads(request["body"])["events"]
-        ]
+        return [event for request in self.requests for event in events_of(request["body"])]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -81,7 +88,7 @@ def test_http_batches_posted_with_bearer_key_and_json(receiver: RecordingServer)
     assert request["headers"]["Authorization"] == "Bearer s3cret"
     assert request["headers"]["Content-Type"] == "application/json"
     body = json.loads(request["body"])
-    assert body["schema_version"] == 1 and body["emitter_id"] == stats()["emitter_id"]
+    assert body["schema_version"] == 2 and body["emitter_id"] == stats()["emitter_id"]
     assert [event["seq"] for event in receiver.events()] == [0, 1, 2, 3, 4]
     assert stats()["sent"] == 5
 
@@ -122,7 +129,7 @@ def test_http_4xx_is_permanent_failure_counted(receiver: RecordingServer) -> Non
     assert flush(5)
     current = stats()
     assert current["failed"] == 1 and current["retried"] == 0 and current["sent"] == 1
-    (delivered,) = json.loads(receiver.requests[1]["body"])["events"]
+    (delivered,) = events_of(receiver.requests[1]["body"])
     assert delivered["dropped"] == {"send_failed": 1}
 
 
@@ -161,7 +168,7 @@ def test_http_422_counts_only_the_events_the_server_rejected(receiver: Recording
     stored: list[dict[str, Any]] = []
 
     def store_all_but_odd_values(body: bytes) -> tuple[int, Any]:
-        events = json.loads(body)["events"]
+        events = events_of(body)
         bad = [i for i, event in enumerate(events) if event["inputs"]["rows"][0]["value"] in (1, 3)]
         stored.extend(event for i, event in enumerate(events) if i not in bad)
         if not bad:
@@ -193,5 +200,5 @@ def test_http_422_refusing_the_whole_body_drops_the_whole_batch(receiver: Record
     assert flush(5)
     current = stats()
     assert current["failed"] == 1 and current["sent"] == 1 and current["retried"] == 0
-    (delivered,) = json.loads(receiver.requests[1]["body"])["events"]
+    (delivered,) = events_of(receiver.requests[1]["body"])
     assert delivered["dropped"] == {"send_failed": 1}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import os
 import socket
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 from waiting import wait_for
 
-from inferloop.sdk import configure, flush, monitor, shutdown, stats
+from inferloop.sdk import configure, events_of, flush, monitor, shutdown, stats
 
 pytestmark = [
     pytest.mark.kafka,
@@ -167,11 +166,11 @@ def consume_events(
 
     def read_until_expected() -> bool:
         for message in consumer:  # returns after 2 s without a message
-            batch = json.loads(message.value)
-            assert len({event["model"] for event in batch["events"]}) == 1
-            assert message.key == batch["events"][0]["model"].encode()
+            batch = events_of(message.value)
+            assert len({event["model"] for event in batch}) == 1
+            assert message.key == batch[0]["model"].encode()
             keys.append(message.key)
-            events.extend(batch["events"])
+            events.extend(batch)
             if len(events) >= expected:
                 break
         return len(events) >= expected
@@ -183,7 +182,7 @@ def consume_events(
             event
             for message in consumer.poll(timeout_ms=500).values()
             for record in message
-            for event in json.loads(record.value)["events"]
+            for event in events_of(record.value)
         )
     finally:
         consumer.close()
