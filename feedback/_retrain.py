@@ -410,9 +410,11 @@ class RetrainWorker:
         new_labeled_rows: Callable[[], int] | None = None,
     ) -> RetrainVerdict:
         history = queries.requests_by_event(connection, model=model, type=RETRAIN_REQUESTED)
-        covered = {int(i) for r in history for i in r["event"]["data"].get("finding_ids") or ()}
+        covered = {
+            int(i) for r in history for i in (r["event"].get("data") or {}).get("finding_ids") or ()
+        }
         last = history[-1] if history else None
-        since = None if last is None else last["event"]["data"]["snapshot"].get("label_as_of_ns")
+        since = None if last is None else _cutoff_of(last["event"].get("data") or {})
         return self.policy.evaluate(
             findings,
             covered=covered,
@@ -500,6 +502,14 @@ class RetrainWorker:
 
     def stop(self, timeout: float | None = 30.0) -> None:
         self._thread.stop(timeout)
+
+
+def _cutoff_of(data: Mapping[str, Any]) -> int | None:
+    """A request's label cutoff: its own (a reused snapshot may name an earlier one with
+    the same rows), else its snapshot's."""
+    snapshot = data.get("snapshot") if isinstance(data.get("snapshot"), Mapping) else {}
+    cutoff = data.get("label_as_of_ns", snapshot.get("label_as_of_ns"))
+    return None if cutoff is None else int(cutoff)
 
 
 def _event_of(row: Mapping[str, Any]) -> dict[str, Any]:
