@@ -61,13 +61,12 @@ from ._retrain import (
     DEFAULT_SNAPSHOT_WINDOW_S,
     RetrainError,
     RetrainRequest,
-    RetrainStep,
-    RetrainWorker,
     complete_retrain,
     request_retrain,
     retrain_decision,
 )
 from ._retrain_policy import RetrainPolicy, RetrainVerdict
+from ._retrain_worker import RetrainStep, RetrainWorker
 from ._rollout import DEFAULT_MAX_CHECKS, InconclusivePolicy, RolloutStep, RolloutWorker
 from ._rollout_findings import ROLLOUT_KINDS, resolve_settled
 from ._sequential import SequentialBernoulliTest, SequentialResult
