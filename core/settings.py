@@ -283,7 +283,8 @@ class Settings(BaseSettings):
     def snapshots_root(self) -> Path:
         """Where snapshots are written by default and listed from."""
         configured = self.feedback.snapshots_dir
-        return configured if configured is not None else self.data_dir / "snapshots"
+        root = configured if configured is not None else self.data_dir / "snapshots"
+        return root.resolve()  # requests carry it to processes in other directories
 
     def check_safe_for_production(self) -> None:
         """Refuse a production deployment that is open to anyone (also run at validation)."""
