@@ -159,6 +159,8 @@ def feedback_workers(settings: Settings, engine) -> list:
         baseline_s=section.baseline_s,
         grace_s=section.grace_s,
         poll_s=section.poll_s,
+        on_inconclusive=section.on_inconclusive,
+        max_checks=section.max_checks,
     )
     if not destinations:
         return [rollout]

@@ -155,6 +155,15 @@ class FeedbackSettings(_Section):
         default=None, description="Also run this command with each request as JSON on stdin."
     )
 
+    max_checks: int = Field(
+        default=144,
+        gt=0,
+        description="Checks a canary may stay inconclusive before on_inconclusive applies.",
+    )
+    on_inconclusive: Literal["pause", "extend", "rollback"] = Field(
+        default="pause",
+        description="Then: pause (stay in canary, warn once), extend (keep checking) or rollback.",
+    )
     snapshots_dir: Path | None = Field(
         default=None,
         description="Where labeled snapshots are written and listed; default: data_dir/snapshots.",

@@ -31,12 +31,15 @@ def test_each_configured_destination_is_served_by_the_dispatcher(tmp_path) -> No
             "check_interval_s": 60,
             "retrain_kinds": "quality_drop, *drift",
             "retrain_min_new_labels": 50,
+            "on_inconclusive": "extend",
+            "max_checks": 12,
         },
     )
     rollout, retrain, dispatcher = feedback_workers(settings, engine=None)
     assert isinstance(dispatcher, RequestDispatcher)
     assert rollout.destinations == ("webhook", "command")
     assert rollout.interval_ns == 60 * 10**9
+    assert (rollout.on_inconclusive, rollout.max_checks) == ("extend", 12)
     assert isinstance(retrain, RetrainWorker)
     assert retrain.destinations == ("webhook", "command")
     assert retrain.policy.kinds == ("quality_drop", "*drift")
