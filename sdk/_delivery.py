@@ -138,7 +138,7 @@ class Outbox:
             self._add_batch(model, data, end - start, report)
             start = end
 
-    def add_block(self, block: Block) -> None:
+    def add_block(self, block: Block, pause: Callable[[], None]) -> None:
         """Cut a columnar block (contract v2) into batches by count and by bytes.
 
         Each batch is encoded once; one over `batch_max_bytes` is halved until it fits. The
@@ -153,10 +153,10 @@ class Outbox:
             if report:
                 self._unreported = {}
             end = min(total, start + max_count)
-            data = block.encode(start, end, report)
+            data = block.encode(start, end, report, pause)
             while len(data) > max_bytes and end - start > 1:
                 end = start + (end - start) // 2
-                data = block.encode(start, end, report)
+                data = block.encode(start, end, report, pause)
             self._add_batch(block.model, data, end - start, report)
             start = end
 

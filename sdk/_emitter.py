@@ -31,6 +31,10 @@ from ._transports import Closeable, PipeliningTransport, Transport
 DRAIN_SLICE = 32
 
 
+def _release_gil() -> None:
+    time.sleep(0)
+
+
 class Emitter:
     """Owns the queue, the worker thread, the transport and the counters of one process."""
 
@@ -240,7 +244,7 @@ class Emitter:
                     outbox.add(model, segment)
                     continue
                 try:
-                    outbox.add_block(segment)
+                    outbox.add_block(segment, _release_gil)
                 except Exception as exc:  # noqa: BLE001 - counted as lost, never raised
                     outbox.count_drop("internal_error", segment.count)
                     self._internal_errors += 1

@@ -182,3 +182,25 @@ def test_an_invalid_v2_envelope_names_the_schema_version():
     validated = validate_batch(b'{"schema_version": 2, "emitter_id": "e", "events": []}')
     [rejection] = validated.rejections
     assert rejection.event_index == WHOLE_BATCH and "schema_version" in rejection.reason
+
+
+def test_a_batch_encoded_in_pieces_reads_whole() -> None:
+    """Columns longer than ENCODE_PIECE are encoded piece by piece, the GIL let go between."""
+    from inferloop.sdk._columns import ENCODE_PIECE
+
+    calls = 3 * ENCODE_PIECE + 7
+    transport = configure(
+        transport="memory", flush_interval_s=10.0, batch_size=calls, queue_size=calls + 1
+    )
+    score = monitor(model="pieces")(lambda a, b: a)
+    for i in range(calls - 1):
+        score(i, float(i))
+    score(calls - 1, float(calls - 1))  # reaches the batch size: one drain, one batch
+    assert flush(5)
+    shutdown(1)
+    [raw] = transport.raw
+    validator = jsonschema.Draft202012Validator(load_schema(2))
+    assert list(validator.iter_errors(json.loads(raw))) == []
+    validated = validate_batch(raw)
+    assert validated.rejections == [] and len(validated.rows) == calls
+    assert [json.loads(row[14])["rows"][0]["a"] for row in validated.rows] == list(range(calls))
