@@ -185,6 +185,7 @@ def run_collector(
         dead_letter_sink=DeadLetterTopic(producer, settings.kafka_dead_letter_topic),
         max_message_bytes=tuning.max_message_bytes,
     )
+    metrics.store_up.labels("kafka").set(1)  # until a write fails
     reporter = _Reporter()
     # One writer thread: the next batch is decoded and validated here while the
     # database works on the previous one (psycopg/sqlite3 release the GIL).
@@ -254,13 +255,21 @@ def _to_messages(polled) -> tuple[list[InputMessage], dict[TopicPartition, Offse
 def _store_until_done(
     pipeline: IngestPipeline, prepared: PreparedBatch, stop_event: threading.Event
 ) -> IngestResult | None:
+    """Store the batch, retrying while the store is down; no offset moves meanwhile, and
+    ``inferloop_ingest_store_up{source="kafka"}`` reads 0 until a retry succeeds."""
+    store_up = pipeline.metrics.store_up.labels("kafka")
     while True:
         try:
-            return pipeline.store(prepared)
+            result = pipeline.store(prepared)
         except Exception:  # the store is down or unreachable: wait, keep the batch
+            store_up.set(0)
+            pipeline.metrics.store_unavailable.labels("kafka").inc()
             logger.exception("storing a batch failed; retrying in %.0f s", _RETRY_DELAY_S)
             if stop_event.wait(_RETRY_DELAY_S):
                 return None  # uncommitted: the next owner of these partitions redelivers them
+        else:
+            store_up.set(1)
+            return result
 
 
 def _finish(consumer: KafkaConsumer, in_flight: _InFlight | None, reporter: _Reporter) -> bool:

@@ -35,6 +35,20 @@ class IngestMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        # Labelled per input and set only by an input that writes, so a process shows the
+        # series of the inputs it runs (the collector: kafka; the server: http).
+        self.store_up = Gauge(
+            "inferloop_ingest_store_up",
+            "1 while the store takes this input's writes; 0 while they fail and are retried.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.store_unavailable = Counter(
+            "inferloop_ingest_store_unavailable",
+            "Attempts to store a batch that failed for want of the store (nothing stored).",
+            ["source"],
+            registry=self.registry,
+        )
         self.consumer_lag = Gauge(
             "inferloop_collector_lag",
             "Messages between the collector's position and the partition's end.",

@@ -38,11 +38,14 @@ async def post_events(request: Request, state: StateDep):
     try:
         result = await run_in_threadpool(state.pipeline.ingest, [InputMessage(body)], source="http")
     except StoreUnavailable as error:
+        state.pipeline.metrics.store_up.labels("http").set(0)
+        state.pipeline.metrics.store_unavailable.labels("http").inc()
         return JSONResponse(
             status_code=503,
             content={"detail": f"store unavailable: {error}"},
             headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
         )
+    state.pipeline.metrics.store_up.labels("http").set(1)
     if not result.rejections:
         return IngestAccepted(stored=result.stored, duplicates=result.duplicates)
     # One message per request: a whole-message rejection (400/413/422) is its only
