@@ -4,6 +4,7 @@ retrain and redeploy requests, a model registry with history, and a guarded roll
 
 from ._cloudevents import (
     EVENT_SOURCE,
+    PROMOTE_REQUESTED,
     REDEPLOY_REQUESTED,
     RETRAIN_REQUESTED,
     ROLLBACK_REQUESTED,
@@ -95,6 +96,7 @@ __all__ = [
     "LEGAL_MOVES",
     "REDEPLOY_REQUESTED",
     "RETRAIN_REQUESTED",
+    "PROMOTE_REQUESTED",
     "ROLLBACK_REQUESTED",
     "ROLLOUT_KINDS",
     "SNAPSHOT_DATA_FILE",

@@ -23,7 +23,11 @@ EVENT_CONTENT_TYPE = "application/cloudevents+json"
 REDEPLOY_REQUESTED = "io.inferloop.model.redeploy.requested"
 ROLLBACK_REQUESTED = "io.inferloop.model.rollback.requested"
 RETRAIN_REQUESTED = "io.inferloop.model.retrain.requested"
-REQUEST_TYPES = frozenset({REDEPLOY_REQUESTED, ROLLBACK_REQUESTED, RETRAIN_REQUESTED})
+PROMOTE_REQUESTED = "io.inferloop.model.promote.requested"
+"""A canary passed its rollout: the serving platform gives it all the traffic."""
+REQUEST_TYPES = frozenset(
+    {REDEPLOY_REQUESTED, ROLLBACK_REQUESTED, RETRAIN_REQUESTED, PROMOTE_REQUESTED}
+)
 
 
 def decision_id(type: str, decision: Mapping[str, Any]) -> str:

@@ -46,7 +46,7 @@ from inferloop.store.base import begin_write
 from inferloop.store.labeled_rows import labeled_rows
 from inferloop.store.vocabulary import FindingKind
 
-from ._cloudevents import ROLLBACK_REQUESTED, cloud_event
+from ._cloudevents import PROMOTE_REQUESTED, ROLLBACK_REQUESTED, cloud_event
 from ._guard import ArmCounts, GuardDecision, IntervalCounts, Outcome, RolloutGuard
 from ._registry import (
     VersionState,
@@ -264,7 +264,29 @@ class RolloutWorker:
             evidence={"check_number": step.check_number, "guard": evidence},
         )
         resolve_settled(connection, now_ns=now_ns, model=step.model)  # earlier failures
-        return replace(step, action="promoted")
+        event = cloud_event(
+            PROMOTE_REQUESTED,
+            subject=f"{step.model}/{step.candidate_version}",
+            decision={
+                "model": step.model,
+                "environment": step.environment,
+                "version": step.candidate_version,
+            },
+            data={
+                "model": step.model,
+                "version": step.candidate_version,
+                "environment": step.environment,
+                "retired_version": step.live_version,
+                "check_number": step.check_number,
+                "reason": step.decision.reason,
+                "evidence": evidence,
+            },
+            time_ns=now_ns,
+        )
+        enqueue_request(
+            connection, event, model=step.model, destinations=self.destinations, now_ns=now_ns
+        )
+        return replace(step, action="promoted", request_id=event["id"])
 
     def _pause(
         self, connection: sa.Connection, step: RolloutStep, evidence: dict, now_ns: int

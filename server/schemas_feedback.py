@@ -256,6 +256,7 @@ class LineageVersion(BaseModel):
     redeploy_requests: list[LineageRequest]
     rollout_checks: list[LineageCheck]
     rollback_requests: list[LineageRequest]
+    promote_requests: list[LineageRequest] = Field(default_factory=list)
     moves: list[LineageMove]
 
 

@@ -8,7 +8,7 @@ The hops, and what links each to the next (the contract the feedback loop writes
   `label_as_of_ns`);
 - snapshot → registered version: `registry_versions.source_snapshot_hash` (the URI when a
   version was registered with no hash);
-- version → redeploy and rollback requests: their subject, `model/version`;
+- version → redeploy, rollback and promote requests: their subject, `model/version`;
 - version → rollout checks: `rollout_checks` by (model, candidate version), every
   environment;
 - version → moves: its `registry_history` rows (registration, canary, promotion, rollback).
@@ -35,6 +35,7 @@ from .registry import RegistryHistory, RegistryVersion
 RETRAIN_REQUESTED = "io.inferloop.model.retrain.requested"
 REDEPLOY_REQUESTED = "io.inferloop.model.redeploy.requested"
 ROLLBACK_REQUESTED = "io.inferloop.model.rollback.requested"
+PROMOTE_REQUESTED = "io.inferloop.model.promote.requested"
 """The CloudEvent types of `inferloop.feedback` (the store imports no component; a test
 keeps these equal to the feedback package's)."""
 
@@ -242,6 +243,7 @@ def downstream_of(connection: sa.Connection, version: Mapping[str, Any]) -> dict
         "redeploy_requests": requests_of(connection, model, REDEPLOY_REQUESTED, subject=subject),
         "rollout_checks": rollout_checks_of(connection, model, number),
         "rollback_requests": requests_of(connection, model, ROLLBACK_REQUESTED, subject=subject),
+        "promote_requests": requests_of(connection, model, PROMOTE_REQUESTED, subject=subject),
         "moves": moves_of(connection, model, number),
     }
 

@@ -25,6 +25,7 @@ from sinks import serving_sink
 from inferloop.alerts import AlertEvaluator, Dispatcher, build_receivers, load_config
 from inferloop.collector import IngestPipeline, InputMessage
 from inferloop.feedback import (
+    PROMOTE_REQUESTED,
     REDEPLOY_REQUESTED,
     RETRAIN_REQUESTED,
     ROLLBACK_REQUESTED,
@@ -362,7 +363,7 @@ def test_drift_to_retrain_to_rollback_to_promotion(
         finally:
             kafka.close()
 
-        requests = _consume(kafka_bootstrap, topic, expected=4)
+        requests = _consume(kafka_bootstrap, topic, expected=5)
         alerts = [json.loads(r.body) for r in oncall.received]
 
     assert [(r["type"], r["subject"]) for r in requests] == [
@@ -370,9 +371,11 @@ def test_drift_to_retrain_to_rollback_to_promotion(
         (REDEPLOY_REQUESTED, f"{MODEL}/{v2}"),
         (ROLLBACK_REQUESTED, f"{MODEL}/{v2}"),
         (REDEPLOY_REQUESTED, f"{MODEL}/{v3}"),
+        (PROMOTE_REQUESTED, f"{MODEL}/{v3}"),
     ]
     rollback = requests[2]["data"]
     assert rollback["restore_version"] == 1 and "latency" in rollback["reason"]
+    assert requests[4]["data"]["retired_version"] == 1
     assert [a["status"] for a in alerts] == ["firing", "resolved"]
     assert alerts[0]["alerts"][0]["labels"]["kind"] == "rollout_failed"
     with engine.connect() as connection:

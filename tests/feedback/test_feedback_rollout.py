@@ -13,6 +13,7 @@ from sinks import serving_sink
 
 from inferloop.alerts._webhook import decode_secret, sign
 from inferloop.feedback import (
+    PROMOTE_REQUESTED,
     REDEPLOY_REQUESTED,
     ROLLBACK_REQUESTED,
     MetricOptions,
@@ -177,7 +178,7 @@ def test_candidate_that_does_not_regress_is_promoted(migrated_engine):
     assert states(migrated_engine) == {1: VersionState.RETIRED, version: VersionState.LIVE}
     with migrated_engine.connect() as connection:
         types = [r["type"] for r in feedback_requests(connection, model=MODEL)]
-    assert types == [REDEPLOY_REQUESTED]
+    assert types == [REDEPLOY_REQUESTED, PROMOTE_REQUESTED]
 
 
 def test_a_check_waits_for_its_window_to_close(migrated_engine):
