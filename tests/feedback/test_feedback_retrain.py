@@ -370,3 +370,29 @@ def test_the_policy_counts_labels_only_when_every_cheaper_check_passed():
         [finding], covered=set(), last_request_ns=T0, now_ns=T0 + HOUR, new_labeled_rows=never
     )
     assert verdict.action == "cooldown" and verdict.cooldown_left_s == 5 * 3600
+
+
+def test_two_callers_racing_on_one_key_queue_one_request(labeled, snapshots):
+    made: list = []
+
+    def call(now_ns: int) -> None:
+        made.append(
+            request_retrain(
+                labeled,
+                MODEL,
+                snapshot_dir=snapshots,
+                destinations=["hook"],
+                now_ns=now_ns,
+                reason="release train",
+                idempotency_key="train-7",
+            )
+        )
+
+    threads = [threading.Thread(target=call, args=(T0 + k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(m.queued for m in made) == [False, True]
+    assert made[0].id == made[1].id and made[0].snapshot == made[1].snapshot
+    assert len(retrain_rows(labeled)) == 1 and len(list(snapshots.iterdir())) == 1
