@@ -177,7 +177,13 @@ def feedback_workers(settings: Settings, engine) -> list:
         destinations=list(destinations),
         poll_s=section.poll_s,
     )
-    return [rollout, retrain, RequestDispatcher(engine, destinations)]
+    dispatcher = RequestDispatcher(
+        engine,
+        destinations,
+        timeout_s=section.send_timeout_s,
+        lease_s=max(60.0, 2 * section.send_timeout_s),  # a slow send keeps its lease
+    )
+    return [rollout, retrain, dispatcher]
 
 
 def run_embedded(settings: Settings, *, stop_event: threading.Event) -> int:

@@ -155,6 +155,11 @@ class FeedbackSettings(_Section):
         default=None, description="Also run this command with each request as JSON on stdin."
     )
 
+    send_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for one request's destination (a command runs this long).",
+    )
     max_checks: int = Field(
         default=144,
         gt=0,

@@ -33,10 +33,12 @@ def test_each_configured_destination_is_served_by_the_dispatcher(tmp_path) -> No
             "retrain_min_new_labels": 50,
             "on_inconclusive": "extend",
             "max_checks": 12,
+            "send_timeout_s": 90,
         },
     )
     rollout, retrain, dispatcher = feedback_workers(settings, engine=None)
     assert isinstance(dispatcher, RequestDispatcher)
+    assert dispatcher.timeout_s == 90 and dispatcher.lease_ns > 90 * 10**9
     assert rollout.destinations == ("webhook", "command")
     assert rollout.interval_ns == 60 * 10**9
     assert (rollout.on_inconclusive, rollout.max_checks) == ("extend", 12)
