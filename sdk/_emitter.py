@@ -29,8 +29,12 @@ from ._transports import Closeable, PipeliningTransport, Transport
 # Records built between two releases of the GIL. CPython hands the GIL to a waiting thread
 # only every `sys.getswitchinterval()` (5 ms) unless the holder lets it go, so a drain of
 # two batches (about 1,000 records at ~10 µs) would stall a serving thread for milliseconds.
-# Releasing it between slices, a serving thread waits behind one slice at most.
+# Releasing it between slices, a serving thread waits behind one slice at most. v1 events
+# cost ~10 µs each to build, columns well under 1 µs a call plus ~25 µs a slice, so the
+# queue is taken COLUMN_SLICE records at a time and what needs the v1 path is built
+# DRAIN_SLICE records between two releases.
 DRAIN_SLICE = 32
+COLUMN_SLICE = 128
 
 # How the worker lets the GIL go: `os.sched_yield` drops it around a yield of the CPU (about
 # 1 µs of CPU here), so a woken serving thread gets both. `time.sleep(0)` does as well but
@@ -198,8 +202,8 @@ class Emitter:
     def _drain(self, limit: int) -> None:
         """Turn queued records into batches, handed to delivery one model at a time.
 
-        Taken in slices of DRAIN_SLICE records with the GIL released between them. The
-        common calls become columns (`_columns`, contract v2), the others v1 events; both
+        Taken in slices of COLUMN_SLICE records (DRAIN_SLICE for those built as v1 events)
+        with the GIL released between them. The common calls become columns (`_columns`, contract v2), the others v1 events; both
         are gathered across slices, so the batches stay as full as before."""
         queue = self.queue
         build = self._builder.build
@@ -210,7 +214,7 @@ class Emitter:
         pause = _release_gil
         while taken < limit and not self._abandon:
             # Only this thread pops, so the queue holds at least `size` records.
-            size = min(DRAIN_SLICE, limit - taken, len(queue))
+            size = min(COLUMN_SLICE, limit - taken, len(queue))
             if size <= 0:
                 break
             chunk = [popleft() for _ in range(size)]
@@ -221,7 +225,9 @@ class Emitter:
                 self._internal_errors += 1
                 self._log.warning("columns", "inferloop SDK columnar build failed: %r", exc)
                 others = chunk
-            for record in others:
+            for built, record in enumerate(others, 1):
+                if not built % DRAIN_SLICE:
+                    pause()
                 try:
                     model, event = build(record)
                 except Exception as exc:  # noqa: BLE001 - a bad record must not stop the others
