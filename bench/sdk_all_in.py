@@ -13,10 +13,11 @@ time in a fresh child process: with orjson, and with the standard library's `jso
 (orjson and msgspec blocked), each child measuring its own prometheus_client baseline.
 
 Latency: a ~20 µs model call (a busy loop) served at 5,000 calls/s (paced with sleeps,
-as a server waiting on its socket), bare and monitored, interleaved; "added" p99.9 and
-max are the monitored run's minus the bare run's.
+as a server waiting on its socket), bare and monitored in six alternating blocks each;
+"added" p99.9 and max are the monitored calls' minus the bare calls'. On a shared machine
+the bare calls' own tail (printed too) shows how far these two can be trusted.
 
-    flock /tmp/bench.lock .venv/bin/python bench/sdk_all_in.py [--calls 50000] [--rounds 5]
+    flock /tmp/bench.lock .venv/bin/python bench/sdk_all_in.py [--calls 30000] [--rounds 7] [--transport http|discard]
 
 Last line: one JSON object of the figures, ratios and checks.
 """
@@ -219,11 +220,13 @@ def latency(options: argparse.Namespace, transport_factory: Callable[[], Any]) -
     model = busy_call()
     bare: list[int] = []
     ours: list[int] = []
-    for _ in range(2):
-        bare.extend(paced(model, 5_000, options.paced_s / 2))
+    # Short alternating blocks, so that the machine's own hiccups fall on both alike.
+    blocks = 6
+    for _ in range(blocks):
+        bare.extend(paced(model, 5_000, options.paced_s / (2 * blocks)))
         configure(transport=transport_factory(), register_prometheus=False)
         monitored = monitor(model="paced", version="1")(model)
-        ours.extend(paced(monitored, 5_000, options.paced_s / 2))
+        ours.extend(paced(monitored, 5_000, options.paced_s / (2 * blocks)))
         current = stats()
         shutdown(10)
         assert current["dropped"] == {}, current
@@ -272,8 +275,8 @@ def child(options: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=50_000, help="calls per round")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--calls", type=int, default=30_000, help="calls per round")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
     parser.add_argument("--paced-s", type=float, default=6.0, help="seconds of paced calls")
     parser.add_argument("--transport", choices=("http", "discard"), default="http")
     parser.add_argument("--child", choices=("orjson", "json"), help=argparse.SUPPRESS)
