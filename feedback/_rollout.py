@@ -91,6 +91,15 @@ class RolloutStep:
     finding_id: int | None = None
 
 
+def prediction_matches(predicted: Any, truth: Any) -> bool:
+    """Whether a prediction is right. A score in [0, 1] against a 0/1 label is a class at
+    0.5, as the analyzer's label-quality check reads it; anything else must equal the label."""
+    is_class = isinstance(truth, int) and not isinstance(truth, bool) and truth in (0, 1)
+    if is_class and isinstance(predicted, float) and 0.0 <= predicted <= 1.0:
+        return int(predicted >= 0.5) == truth
+    return predicted == truth
+
+
 def predicted_value(outputs: Any) -> Any:
     """The prediction a label is compared with: `outputs["rows"][0]["value"]`, else None."""
     try:
@@ -439,7 +448,7 @@ class RolloutWorker:
                 continue
             truth = row["label"]["value"] if isinstance(row["label"], dict) else row["label"]
             labeled += 1
-            correct += predicted == truth
+            correct += prediction_matches(predicted, truth)
         # labeled_rows reads every environment; never let it exceed this arm's calls
         labeled = min(labeled, calls)
         return ArmCounts(calls, errors, slow, labeled, min(correct, labeled))

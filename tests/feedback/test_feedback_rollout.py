@@ -217,3 +217,12 @@ def test_duplicate_triggers_and_two_workers_make_one_request_each(migrated_engin
     assert [c["check_number"] for c in checks] == list(range(1, len(checks) + 1))
     assert checks[-1]["outcome"] == "fail"
     assert sum(map(len, results)) == len(checks)  # each check was made by one worker only
+
+
+def test_a_score_is_read_as_a_class_at_one_half_like_the_analyzer_does():
+    from inferloop.feedback._rollout import prediction_matches
+
+    assert prediction_matches(0.8, 1) and prediction_matches(0.2, 0)
+    assert not prediction_matches(0.2, 1) and not prediction_matches(0.5, 0)
+    assert prediction_matches("fraud", "fraud") and not prediction_matches("ok", "fraud")
+    assert not prediction_matches(0.8, 3)  # not a 0/1 label: the score must equal it
