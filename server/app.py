@@ -26,6 +26,7 @@ from . import (
     routes_labels,
     routes_metrics,
     routes_references,
+    routes_ui,
 )
 from .deps import ReadKeyDep
 from .lifecycle import enter_workers
@@ -87,6 +88,7 @@ def create_app(
     app.include_router(routes_alert_rules.router)
     for router in routes_feedback.routers:
         app.include_router(router)
+    app.include_router(routes_ui.router)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[ReadKeyDep])
     def openapi_document() -> JSONResponse:

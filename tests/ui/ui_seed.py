@@ -1,0 +1,216 @@
+"""A store for the dashboard's tests, written through the real paths: events through the
+collector's `IngestPipeline` (so rollups are what ingest makes), versions and moves through
+the registry, findings and notifications through the store, one feedback chain
+(`tests.feedback.chain`) for the rollout checks and requests.
+
+Times are relative to `now_s`, so every range of the pages (1 h to 7 d) has data.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from ingest_events import EventFactory
+
+from inferloop.alerts import add_silence
+from inferloop.collector import IngestPipeline
+from inferloop.collector.pipeline import InputMessage
+from inferloop.feedback import VersionState, move_version, register_version
+from inferloop.grains import MINUTE_NS
+from inferloop.store import insert_finding
+from inferloop.store.findings import set_report_path
+from inferloop.store.outbox import (
+    AttemptRecord,
+    DeliveryState,
+    claim_due,
+    enqueue_notifications,
+    record_attempt,
+)
+
+# The feedback tests' chain (a finding → retrain → canary → rollback): its folder is on the
+# path when the whole suite runs; put it there when only these tests do.
+sys.path.insert(0, str(Path(__file__).parents[1] / "feedback"))
+import chain  # noqa: E402
+
+SECOND_NS = 1_000_000_000
+HOUR_NS = 3600 * SECOND_NS
+DAY_NS = 24 * HOUR_NS
+MODELS = ("fraud", "search")
+"""Models with traffic; `chain.MODEL` ("ranker") has the feedback chain."""
+
+
+@dataclass(frozen=True)
+class Seeded:
+    events: int
+    drift_finding_id: int
+    latency_finding_id: int
+    silence_id: str
+    notification_id: str
+
+
+def _ingest(pipeline: IngestPipeline, factory: EventFactory, events: list[dict]) -> int:
+    stored = 0
+    for i in range(0, len(events), 1000):
+        result = pipeline.ingest(
+            [InputMessage(factory.batch_bytes(events[i : i + 1000]))], source="http"
+        )
+        assert not result.rejections, result.rejections
+        stored += result.stored
+    return stored
+
+
+def _traffic(factory: EventFactory, minutes: list[int], per_minute: int, slow: float) -> list:
+    """`per_minute` calls in each minute start (ns); one in 40 is an error."""
+    events = []
+    for minute_ns in minutes:
+        for k in range(per_minute):
+            event = factory.inference(
+                start_time_ns=minute_ns + k * (MINUTE_NS // per_minute),
+                latency_ns=int((8_000_000 + (k * 7919 % 40) * 250_000) * slow),
+            )
+            if (event["seq"] % 40) == 39:
+                event.update(status="error", error_type="TimeoutError", error_message="timed out")
+            events.append(event)
+    return events
+
+
+def seed(engine: sa.Engine, *, now_s: float, report_dir: Path) -> Seeded:
+    now_ns = int(now_s * SECOND_NS)
+    this_minute = now_ns // MINUTE_NS * MINUTE_NS
+    pipeline = IngestPipeline(engine)
+    stored = 0
+    v2_from = this_minute - 2 * HOUR_NS
+    for model_index, model in enumerate(MODELS):
+        # A week of sparse traffic (every 10th minute), and the last 6 h every minute.
+        week = [this_minute - 7 * DAY_NS + m * MINUTE_NS for m in range(0, 7 * 24 * 60, 10)]
+        recent = [this_minute - 6 * HOUR_NS + m * MINUTE_NS for m in range(6 * 60)]
+        week = [m for m in week if m < recent[0]]
+        slow = 1.0 + model_index
+        v1 = EventFactory(model=model, version="1")
+        v1_recent = [m for m in recent if m < v2_from or model_index == 1]
+        events = _traffic(v1, week, 4, slow) + _traffic(v1, v1_recent, 20, slow)
+        stored += _ingest(pipeline, v1, events)
+        if model_index == 0:
+            v2 = EventFactory(model=model, version="2")
+            v2_recent = [m for m in recent if m >= v2_from]
+            stored += _ingest(pipeline, v2, _traffic(v2, v2_recent, 20, 1.4))
+
+    with engine.begin() as connection:
+        for artifact in ("s3://fraud/1", "s3://fraud/2"):
+            register_version(
+                connection, "fraud", artifact_uri=artifact, who="ci", now_ns=now_ns - 4 * DAY_NS
+            )
+    moves = [
+        (1, VersionState.CANARY, now_ns - 3 * DAY_NS, "first release"),
+        (1, VersionState.LIVE, now_ns - 3 * DAY_NS + HOUR_NS, "canary passed"),
+        (2, VersionState.CANARY, v2_from, "retrained on drifted data"),
+        (2, VersionState.LIVE, v2_from + HOUR_NS, "canary passed"),
+    ]
+    for version, to, at_ns, why in moves:
+        with engine.begin() as connection:
+            move_version(
+                connection,
+                "fraud",
+                version,
+                to,
+                environment="production",
+                who="ops",
+                why=why,
+                now_ns=at_ns,
+            )
+
+    drift_id = _finding(
+        engine,
+        now_ns,
+        kind="dataset_drift",
+        subject="*",
+        severity="critical",
+        title="fraud 1: dataset drift, 50% of columns drifted",
+        evidence={
+            "drifted_share": 0.5,
+            "drifted_columns": ["age"],
+            "features": [
+                _feature("age", "numerical", "ks", 0.0004, "p_value", 0.05),
+                _feature("country", "categorical", "chisquare", 0.41, "p_value", 0.05),
+            ],
+        },
+    )
+    report = report_dir / f"finding-{drift_id}.html"
+    report.write_text("<!doctype html><title>report</title><h1>Data drift report</h1>")
+    with engine.begin() as connection:
+        set_report_path(connection, drift_id, str(report))
+    latency_id = _finding(
+        engine,
+        now_ns,
+        kind="latency_regression",
+        subject="latency_p95",
+        severity="warning",
+        title="fraud 2: p95 latency up 40% on v1",
+        evidence={"metric": "latency_p95", "current": 14.0, "baseline_value": 10.0},
+    )
+
+    notification_id = f"n-{drift_id}"
+    with engine.begin() as connection:
+        enqueue_notifications(
+            connection,
+            [
+                {
+                    "id": notification_id,
+                    "receiver": "oncall-webhook",
+                    "group_key": '{}:{model="fraud"}',
+                    "status": "firing",
+                    "body": {"title": "fraud dataset drift"},
+                    "created_at_ns": now_ns - 10 * MINUTE_NS,
+                }
+            ],
+        )
+        (row,) = claim_due(connection, "seed", now_ns=now_ns, lease_ns=60 * SECOND_NS)
+        record = AttemptRecord("delivered", 200, "", 12.5, DeliveryState.DELIVERED, None)
+        record_attempt(connection, row, "seed", record, now_ns=now_ns - 9 * MINUTE_NS)
+        silence = add_silence(
+            connection,
+            ['model="search"'],
+            now_ns=now_ns,
+            duration="2h",
+            comment="search reindex",
+            created_by="tests",
+        )
+    chain.whole_chain(engine)
+    return Seeded(stored, drift_id, latency_id, silence.id, notification_id)
+
+
+def _feature(name, kind, test, score, score_kind, threshold) -> dict:
+    return {
+        "feature": name,
+        "kind": kind,
+        "test": test,
+        "statistic": score,
+        "score": score,
+        "score_kind": score_kind,
+        "threshold": threshold,
+        "reference_rows": 1000,
+        "current_rows": 900,
+    }
+
+
+def _finding(engine, now_ns: int, **values) -> int:
+    with engine.begin() as connection:
+        return insert_finding(
+            connection,
+            {
+                "fingerprint": values["kind"] + values["subject"],
+                "model": "fraud",
+                "version": "1",
+                "status": "open",
+                "window_start_ns": now_ns - HOUR_NS,
+                "window_end_ns": now_ns,
+                "first_seen_ns": now_ns - HOUR_NS,
+                "last_seen_ns": now_ns,
+                "opened_at_ns": now_ns - HOUR_NS,
+                "occurrences": 2,
+                **values,
+            },
+        )
