@@ -2,7 +2,8 @@
 
 The data directory is a size-limited tmpfs (a real filesystem that runs out of space:
 SQLite gets ENOSPC and reports SQLITE_FULL, as it would on a full disk); a ballast
-file takes the last free byte. Ingest answers 503 naming the cause, the SDK keeps at
+file takes the last free byte. Ingest answers 503 naming the cause (and
+`inferloop_ingest_store_up{source="http"}` reads 0), the SDK keeps at
 most `buffer_events` and counts what it drops; once the ballast is deleted, ingest
 resumes by itself, and what was stored plus what was counted as dropped is exactly
 what was emitted.
@@ -37,6 +38,7 @@ pytestmark = pytest.mark.slow
 MODEL = "fault-disk-full"
 BUFFER_EVENTS = 4_000
 FILESYSTEM_MB = 64
+STORE_UP = 'inferloop_ingest_store_up{source="http"}'
 
 
 @monitor(model=MODEL, version="1")
@@ -97,6 +99,8 @@ def test_disk_full_answers_503_bounds_the_sdk_buffer_and_recovers_once_space_is_
                 full_at = time.monotonic()
                 wait_for(refused_for_space, 60, "ingest to refuse for want of space")
                 refusal = answers[-1]
+                # Reads still work on a full disk, so the metrics answer and say so.
+                assert f"{STORE_UP} 0.0" in httpx.get(f"{base}/metrics", timeout=30).text
                 peak = 0
 
                 def dropping() -> bool:
@@ -112,6 +116,7 @@ def test_disk_full_answers_503_bounds_the_sdk_buffer_and_recovers_once_space_is_
                 emitted = traffic.stop()
             assert flush(120), "the SDK did not deliver its backlog once space was back"
             recovered_after_s = time.monotonic() - freed_at
+            assert f"{STORE_UP} 1.0" in httpx.get(f"{base}/metrics", timeout=30).text
 
         sdk = stats()
         stored = tally(engine, MODEL)
