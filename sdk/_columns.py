@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -29,11 +28,8 @@ PREDICTION_ID_MAX = 200  # the contract's ShortText
 PAYLOAD_BYTES_PER_FEATURE = 300  # worst case of one feature's JSON, for the payload cap
 _PLAIN = frozenset((int, float, str, bool, type(None)))
 _NUMBERS = frozenset((int, float, bool))
-_FLOATS = frozenset((float, bool))
 _PREDICTIONS = frozenset((int, str))
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1  # what every fast JSON encoder takes
-_SPEC = itemgetter(0)
-_FIRST = itemgetter(0)
 _NO_KWARGS: dict[str, Any] = {}
 _VALUE = ("value",)
 # Values encoded between two releases of the GIL (about 10 µs of encoding either way).
@@ -182,27 +178,28 @@ class ColumnBuilder:
         """Gather what fits columns into `segments`; return the other records, in order."""
         if not self.enabled:
             return chunk
-        if set(map(type, chunk)) == {tuple}:
-            calls = chunk
-        else:  # labels are LabelRecord instances (see _record)
-            calls = [record for record in chunk if type(record) is tuple]
-            if not calls:
-                return chunk
-        specs = set(map(_SPEC, calls))
-        if len(specs) == 1:
-            spec = calls[0][0]
-            prepared = self._prepare(spec, calls)
-            if prepared is None:
-                return chunk
-            self._commit(spec, prepared, segments)
-            return [] if calls is chunk else [r for r in chunk if type(r) is not tuple]
+        spec = chunk[0][0] if type(chunk[0]) is tuple else None
+        if spec is not None:
+            # The common slice: calls of one callable. A label (a 4-field LabelRecord) in
+            # it stops the strict zip; another callable shows in the spec column's count.
+            try:
+                columns = list(zip(*chunk, strict=True))
+            except ValueError:
+                columns = None
+            if columns is not None and columns[0].count(spec) == len(chunk):
+                prepared = self._prepare(spec, columns)
+                if prepared is None:
+                    return chunk
+                self._commit(spec, prepared, segments)
+                return []
+        calls = [record for record in chunk if type(record) is tuple]
         by_spec: dict[Any, list[Any]] = {}
         for record in calls:
             by_spec.setdefault(record[0], []).append(record)
         failed_models = set()
         ready = []
         for spec, records in by_spec.items():
-            prepared = self._prepare(spec, records)
+            prepared = self._prepare(spec, list(zip(*records, strict=True)))
             if prepared is None:
                 failed_models.add(spec.model)
             else:
@@ -216,27 +213,28 @@ class ColumnBuilder:
             if type(record) is not tuple or record[0].model in failed_models
         ]
 
-    def _prepare(self, spec: Any, records: list[Any]) -> tuple[Any, ...] | None:
-        """One callable's records as columns, or None if any of them cannot be one."""
+    def _prepare(self, spec: Any, columns: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+        """One callable's records, transposed, as columns; None if any cannot be one."""
         if spec.batch_size is not None:
             return None
-        count = len(records)
         # CallRecord order (see _record): spec, started, latency, error, args, kwargs,
         # result, prediction, extras.
-        _, started, latency, errors, argss, kwargss, results, predictions, extras = zip(
-            *records, strict=True
-        )
+        _, started, latency, errors, argss, kwargss, results, predictions, extras = columns
+        count = len(started)
         if (
             errors.count(None) != count
             or extras.count(None) != count
             or kwargss.count(_NO_KWARGS) != count
         ):
             return None
-        kinds = set(map(type, predictions))
-        if not kinds <= _PREDICTIONS or (
-            str in kinds and max(len(p) for p in predictions if type(p) is str) > PREDICTION_ID_MAX
-        ):
-            return None
+        # Without `prediction_id=`, the wrappers queue the emitter's numbers: ints only.
+        if spec.prediction_arg is not None:
+            kinds = set(map(type, predictions))
+            if not kinds <= _PREDICTIONS or (
+                str in kinds
+                and max(len(p) for p in predictions if type(p) is str) > PREDICTION_ID_MAX
+            ):
+                return None
         inputs = outputs = None
         if spec.capture_inputs:
             inputs = self._inputs(spec, argss)
@@ -271,21 +269,21 @@ class ColumnBuilder:
         """Positional scalars as one column per parameter, or one dict argument per key."""
         if spec.skip_first:
             argss = [args[1:] for args in argss]
-        lengths = set(map(len, argss))
-        if len(lengths) != 1:
+        try:
+            columns = list(zip(*argss, strict=True))
+        except ValueError:  # calls with different numbers of arguments
             return None
-        (length,) = lengths
+        length = len(columns)
         if length == 0:
             return None
         if length == 1:
             if spec.prediction_arg is not None and spec.names[:1] == (spec.prediction_arg,):
                 return None
-            return self._values(list(map(_FIRST, argss)), _VALUE)
+            return self._values(columns[0], _VALUE)
         names: tuple[str, ...] = spec.names
         if length > len(names):
             return None
         names = names[:length]
-        columns = list(zip(*argss, strict=True))
         if spec.prediction_arg in names:
             drop = names.index(spec.prediction_arg)
             names = names[:drop] + names[drop + 1 :]
@@ -300,7 +298,7 @@ class ColumnBuilder:
         """One value per call: a plain scalar (one column) or a flat dict (one per key)."""
         kinds = set(map(type, values))
         if kinds <= _PLAIN:
-            return self._checked(scalar_names, [values])
+            return self._checked(scalar_names, [values], kinds)
         if kinds != {dict}:
             return None
         keys = tuple(values[0])
@@ -314,21 +312,15 @@ class ColumnBuilder:
         return self._checked(keys, columns)
 
     def _checked(
-        self, names: tuple[str, ...], columns: list[Any]
+        self, names: tuple[str, ...], columns: list[Any], kinds: set[type] | None = None
     ) -> tuple[tuple[str, ...], list[Any]] | None:
-        """The columns if every value is plain, short and encodable; None otherwise."""
+        """The columns if every value is plain, short and encodable; None otherwise.
+        `kinds`: the value types of a single column, when the caller has them already."""
         if len(names) * PAYLOAD_BYTES_PER_FEATURE + sum(map(len, names)) > self._payload_max:
             return None
-        kinds = set(map(type, chain.from_iterable(columns)))  # one pass over every value
-        if not kinds <= _PLAIN:
-            return None
-        if kinds <= _FLOATS and (
-            _ENCODER_WRITES_NAN_AS_NULL or math.isfinite(sum(map(sum, columns)))
-        ):
-            return names, columns  # the common all-float case: nothing more to look at
         checked = []
         for column in columns:
-            column = _plain_column(column)
+            column = _plain_column(column, kinds)
             if column is None:
                 return None
             checked.append(column)
@@ -373,13 +365,14 @@ class ColumnBuilder:
         return dumps(constant)[:-1] + b","
 
 
-def _plain_column(column: Sequence[Any]) -> Sequence[Any] | None:
+def _plain_column(column: Sequence[Any], kinds: set[type] | None = None) -> Sequence[Any] | None:
     """The column with non-finite floats as null (as v1 payloads write them), or None when
     a value is not a plain scalar, a string is over STR_MAX or an integer over 64 bits.
     Whole-column checks in C (set, map, sum, min, max); a value-by-value pass only for
     columns that mix kinds or hold a non-finite float. orjson and msgspec write non-finite
     floats as null themselves: with them floats are not looked at."""
-    kinds = set(map(type, column))
+    if kinds is None:
+        kinds = set(map(type, column))
     if not kinds <= _PLAIN:
         return None
     if str in kinds:

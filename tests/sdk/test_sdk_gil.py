@@ -45,7 +45,7 @@ def slow_switching() -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
-def test_a_serving_thread_never_waits_behind_a_whole_drain(slow_switching: None) -> None:
+def test_a_serving_thread_gets_the_gil_back_between_slices_of_a_drain(slow_switching: None) -> None:
     # A gate-free transport and a long flush interval: the worker drains only when woken,
     # and the wake-up comes when the queue reaches one batch.
     transport = configure(
@@ -53,20 +53,18 @@ def test_a_serving_thread_never_waits_behind_a_whole_drain(slow_switching: None)
     )
     predict = monitor(model="heavy")(lambda x: 0)
     heavy = Heavy()
-    gaps: list[float] = []
+    waits: list[float] = []
     running = threading.Event()
     stop = threading.Event()
 
     def serve() -> None:
         # Stands for a serving thread between requests: it sleeps (the GIL is free) and then
-        # needs the GIL back; the longest it waited for it is what a request would wait.
-        longest = 0.0
+        # needs the GIL back; each wait for it is what a request would wait.
         running.set()
         while not stop.is_set():
             asleep = time.perf_counter()
             time.sleep(0.001)
-            longest = max(longest, time.perf_counter() - asleep - 0.001)
-        gaps.append(longest)
+            waits.append(time.perf_counter() - asleep - 0.001)
 
     for _ in range(RECORDS - 1):
         predict(heavy)
@@ -74,14 +72,19 @@ def test_a_serving_thread_never_waits_behind_a_whole_drain(slow_switching: None)
     server.start()
     assert running.wait(5)
     time.sleep(0.05)
+    before = len(waits)
     predict(heavy)  # the queue reaches a batch: the worker wakes and drains 2,000 records
     assert flush(30)
+    during = waits[before:]
     stop.set()
     server.join(10)
 
     assert len(transport.events) == RECORDS
     drain_s = RECORDS * BUILD_S
     slice_s = DRAIN_SLICE * BUILD_S
-    # Held for the whole drain, the stall would be about drain_s (0.4 s); sliced, about
-    # slice_s (6 ms). The bound sits far from both, so scheduling noise cannot flip it.
-    assert gaps[0] < drain_s / 4, (gaps[0], slice_s)
+    # Held for the whole drain (about drain_s, 0.4 s), the serving thread would get the GIL
+    # back once or twice while it lasts; sliced, after every slice (slice_s, 6 ms): dozens
+    # of times, its typical wait about a slice. (A release of the GIL is an offer, not a
+    # handoff: under load the worker may win it back, so single waits can be longer.)
+    assert len(during) >= 10, (len(during), max(during, default=0.0))
+    assert sorted(during)[len(during) // 2] < drain_s / 10, (sorted(during), slice_s)
