@@ -28,6 +28,13 @@ for service in ${INFERLOOP_TEST_SERVICES:-postgres kafka}; do
     started_here+=("$service")
   fi
 done
+# The dashboard's browser tests drive Debian's Chromium (tests/ui): install it once.
+if ! command -v chromium >/dev/null; then
+  echo "installing Debian's chromium package (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq chromium >/dev/null
+fi
 eval "$(bash deploy/services.sh env)"
 export INFERLOOP_TEST_KAFKA_BOOTSTRAP INFERLOOP_TEST_POSTGRES_URL
 
