@@ -125,6 +125,29 @@ def alerting_workers(settings: Settings, engine, registry) -> list:
     return [evaluator, dispatcher]
 
 
+def rollout_guard(promote_after_calls: int):
+    """A factory of the guard every rollout gets: the default tests, with the budget after
+    which "no regression found" promotes set from the settings."""
+    from dataclasses import replace
+    from functools import partial
+
+    from inferloop.feedback import (
+        DEFAULT_ACCURACY,
+        DEFAULT_ERROR_RATE,
+        DEFAULT_LATENCY,
+        RolloutGuard,
+    )
+
+    return partial(
+        RolloutGuard,
+        error_rate=replace(DEFAULT_ERROR_RATE, budget=promote_after_calls),
+        latency=replace(DEFAULT_LATENCY, budget=promote_after_calls),
+        accuracy=replace(
+            DEFAULT_ACCURACY, budget=min(DEFAULT_ACCURACY.budget, promote_after_calls)
+        ),
+    )
+
+
 def feedback_workers(settings: Settings, engine) -> list:
     """The rollout worker; with a request destination set, also the retrain policy and the
     dispatcher that delivers their requests (with none, nothing would ever read them)."""
@@ -155,6 +178,7 @@ def feedback_workers(settings: Settings, engine) -> list:
     rollout = RolloutWorker(
         engine,
         destinations=list(destinations),
+        guard=rollout_guard(section.promote_after_calls),
         interval_s=section.check_interval_s,
         baseline_s=section.baseline_s,
         grace_s=section.grace_s,

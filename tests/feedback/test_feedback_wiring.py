@@ -34,6 +34,7 @@ def test_each_configured_destination_is_served_by_the_dispatcher(tmp_path) -> No
             "on_inconclusive": "extend",
             "max_checks": 12,
             "send_timeout_s": 90,
+            "promote_after_calls": 2000,
         },
     )
     rollout, retrain, dispatcher = feedback_workers(settings, engine=None)
@@ -42,6 +43,9 @@ def test_each_configured_destination_is_served_by_the_dispatcher(tmp_path) -> No
     assert rollout.destinations == ("webhook", "command")
     assert rollout.interval_ns == 60 * 10**9
     assert (rollout.on_inconclusive, rollout.max_checks) == ("extend", 12)
+    guard = rollout.guard()
+    assert guard.options["latency_exceedance"].budget == 2000
+    assert guard.options["accuracy"].budget == 2000
     assert isinstance(retrain, RetrainWorker)
     assert retrain.destinations == ("webhook", "command")
     assert retrain.policy.kinds == ("quality_drop", "*drift")
