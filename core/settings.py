@@ -122,12 +122,6 @@ class AlertsSettings(_Section):
     lease_s: float = Field(
         default=60.0, gt=0, description="How long a dispatcher holds a notification it sends."
     )
-    promote_after_calls: int = Field(
-        default=10_000,
-        ge=500,
-        description="Calls per arm after which a canary with no regression found is "
-        "promoted (the guard's budget; fewer calls, less power to catch small regressions).",
-    )
     send_timeout_s: float = Field(
         default=10.0, gt=0, description="Timeout of one HTTP POST or SMTP session."
     )
@@ -161,6 +155,12 @@ class FeedbackSettings(_Section):
         default=None, description="Also run this command with each request as JSON on stdin."
     )
 
+    promote_after_calls: int = Field(
+        default=10_000,
+        ge=500,
+        description="Calls per arm after which a canary with no regression found is "
+        "promoted (the guard's budget; fewer calls, less power to catch small regressions).",
+    )
     send_timeout_s: float = Field(
         default=10.0,
         gt=0,
