@@ -20,7 +20,7 @@ import time
 import uuid
 from typing import Any
 
-from inferloop.sdk import configure, flush, monitor, shutdown, stats
+from inferloop.sdk import configure, events_of, flush, monitor, shutdown, stats
 from inferloop.sdk._kafka import choose_compression
 
 
@@ -97,7 +97,7 @@ def topic_size(bootstrap: str, topic: str) -> int:
     total = 0
     try:
         for message in consumer:
-            total += len(json.loads(message.value)["events"])
+            total += len(events_of(message.value))  # v1 or v2 (columnar) batches
     finally:
         consumer.close()
     return total
