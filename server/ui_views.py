@@ -128,9 +128,8 @@ def model_page(connection: sa.Connection, model: str, window: UiRange) -> dict[s
     versions = versions_page(connection, model, after=None, limit=_PAGE_ROWS)
     if not versions and not model_known(connection, model):
         return None
-    totals = {
-        t.model: t for t in model_totals(connection, start_s=window.start_s, end_s=window.end_s)
-    }.get(model)
+    found = model_totals(connection, start_s=window.start_s, end_s=window.end_s, model=model)
+    totals = found[0] if found else None
     return {
         "model": model,
         "totals": totals,

@@ -8,13 +8,16 @@ histogram per chart bucket rather than one quantile computation per minute.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from .analysis import Finding
-from .sketch import merge_into, quantiles
+from .sketch import bucket_value, merge_into
 from .tables import MinuteRollup
 from .vocabulary import ACTIVE_STATUSES
 
@@ -31,6 +34,34 @@ __all__ = [
 _ROLLUPS = MinuteRollup.__table__
 _FINDINGS = Finding.__table__
 _QS = (0.5, 0.95, 0.99)
+# The histogram as the driver returns it: text on SQLite (decoded here with orjson, about
+# 3x faster than SQLAlchemy's json.loads per row), already a dict from psycopg.
+_HISTOGRAM = sa.type_coerce(_ROLLUPS.c.histogram, sa.Text).label("histogram")
+
+
+def _decoded(value: Any) -> Mapping[str, int]:
+    if isinstance(value, str | bytes):
+        return orjson.loads(value)
+    return value or {}
+
+
+def _quantiles(histogram: Mapping[str, int]) -> list[float | None]:
+    """p50, p95, p99 of a merged histogram: the same ranks and bucket values as
+    `sketch.quantiles`, in one pass over the sorted buckets and without numpy (a chart
+    asks for hundreds of small histograms, where numpy's per-call cost dominates)."""
+    items = sorted((int(k), c) for k, c in histogram.items() if c > 0)
+    total = sum(c for _, c in items)
+    if total == 0:
+        return [None] * len(_QS)
+    found: list[float | None] = []
+    index, below = 0, 0  # `below`: the count in buckets before `index`
+    for q in _QS:  # ascending, so the walk only moves forward
+        rank = math.floor(q * (total - 1))
+        while below + items[index][1] <= rank:
+            below += items[index][1]
+            index += 1
+        found.append(bucket_value(items[index][0]))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +80,28 @@ class ModelTotals:
         return self.errors / self.count if self.count else None
 
 
-def model_totals(connection: sa.Connection, *, start_s: int, end_s: int) -> list[ModelTotals]:
-    """Every model with rollups in ``[start_s, end_s)``, by name, with its percentiles."""
-    rows = connection.execute(
-        sa.select(_ROLLUPS.c.model, _ROLLUPS.c.count, _ROLLUPS.c.errors, _ROLLUPS.c.histogram)
+def model_totals(
+    connection: sa.Connection, *, start_s: int, end_s: int, model: str | None = None
+) -> list[ModelTotals]:
+    """Every model (or only `model`) with rollups in ``[start_s, end_s)``, by name, with
+    its percentiles."""
+    query = (
+        sa.select(_ROLLUPS.c.model, _ROLLUPS.c.count, _ROLLUPS.c.errors, _HISTOGRAM)
         .where(_ROLLUPS.c.minute_start_s >= start_s, _ROLLUPS.c.minute_start_s < end_s)
         .order_by(_ROLLUPS.c.model)
     )
+    if model is not None:
+        query = query.where(_ROLLUPS.c.model == model)
+    rows = connection.execute(query)
     merged: dict[str, list] = {}
     for row in rows:
         entry = merged.setdefault(row.model, [0, 0, {}])
         entry[0] += row.count
         entry[1] += row.errors
-        merge_into(entry[2], row.histogram)
+        merge_into(entry[2], _decoded(row.histogram))
     totals = []
     for model, (count, errors, histogram) in merged.items():
-        p50, p95, p99 = quantiles(histogram, _QS)
+        p50, p95, p99 = _quantiles(histogram)
         totals.append(ModelTotals(model, count, errors, p50, p95, p99))
     return totals
 
@@ -140,7 +177,7 @@ def bucketed_series(
         _ROLLUPS.c.minute_start_s,
         _ROLLUPS.c.count,
         _ROLLUPS.c.errors,
-        _ROLLUPS.c.histogram,
+        _HISTOGRAM,
     ).where(
         _ROLLUPS.c.model == model,
         _ROLLUPS.c.minute_start_s >= start_s,
@@ -153,11 +190,12 @@ def bucketed_series(
     by_version: dict[str, dict[int, list]] = {}
     for row in connection.execute(query):
         index = (row.minute_start_s - start_s) // step_s
+        histogram = _decoded(row.histogram)
         for cells in (total, by_version.setdefault(row.version, {})):
             entry = cells.setdefault(index, [0, 0, {}])
             entry[0] += row.count
             entry[1] += row.errors
-            merge_into(entry[2], row.histogram)
+            merge_into(entry[2], histogram)
     return _columns(starts, total), {
         version: _columns(starts, cells) for version, cells in sorted(by_version.items())
     }
@@ -167,7 +205,7 @@ def _columns(starts: list[int], cells: dict[int, list]) -> BucketSeries:
     count, errors, p50, p95, p99 = [], [], [], [], []
     for index in range(len(starts)):
         calls, errs, histogram = cells.get(index, (0, 0, {}))
-        q = quantiles(histogram, _QS)
+        q = _quantiles(histogram)
         count.append(calls)
         errors.append(errs)
         for column, value in zip((p50, p95, p99), q, strict=True):

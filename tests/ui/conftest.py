@@ -37,11 +37,9 @@ def _missing(reason: str) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test in this folder drives the browser: marked `browser` (and `-m "not
-    browser"` leaves them out)."""
-    here = Path(__file__).parent
+    """A test that drives the browser is marked `browser` (`-m "not browser"` leaves it out)."""
     for item in items:
-        if here in Path(item.fspath).parents:
+        if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
 
 

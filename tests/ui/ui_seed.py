@@ -77,7 +77,17 @@ def _traffic(factory: EventFactory, minutes: list[int], per_minute: int, slow: f
     return events
 
 
-def seed(engine: sa.Engine, *, now_s: float, report_dir: Path) -> Seeded:
+def seed(
+    engine: sa.Engine,
+    *,
+    now_s: float,
+    report_dir: Path,
+    week_every_min: int = 10,
+    week_per_minute: int = 4,
+) -> Seeded:
+    """Seed the store; the week before the last 6 h has `week_per_minute` calls in every
+    `week_every_min`-th minute (the defaults keep the tests quick; render_times.py asks
+    for every minute)."""
     now_ns = int(now_s * SECOND_NS)
     this_minute = now_ns // MINUTE_NS * MINUTE_NS
     pipeline = IngestPipeline(engine)
@@ -85,13 +95,15 @@ def seed(engine: sa.Engine, *, now_s: float, report_dir: Path) -> Seeded:
     v2_from = this_minute - 2 * HOUR_NS
     for model_index, model in enumerate(MODELS):
         # A week of sparse traffic (every 10th minute), and the last 6 h every minute.
-        week = [this_minute - 7 * DAY_NS + m * MINUTE_NS for m in range(0, 7 * 24 * 60, 10)]
+        week = [
+            this_minute - 7 * DAY_NS + m * MINUTE_NS for m in range(0, 7 * 24 * 60, week_every_min)
+        ]
         recent = [this_minute - 6 * HOUR_NS + m * MINUTE_NS for m in range(6 * 60)]
         week = [m for m in week if m < recent[0]]
         slow = 1.0 + model_index
         v1 = EventFactory(model=model, version="1")
         v1_recent = [m for m in recent if m < v2_from or model_index == 1]
-        events = _traffic(v1, week, 4, slow) + _traffic(v1, v1_recent, 20, slow)
+        events = _traffic(v1, week, week_per_minute, slow) + _traffic(v1, v1_recent, 20, slow)
         stored += _ingest(pipeline, v1, events)
         if model_index == 0:
             v2 = EventFactory(model=model, version="2")

@@ -1,0 +1,144 @@
+"""The dashboard's store queries on both back ends: the same figures as the API's rollup
+reads (`latency_summary`, `minute_series`), from events stored by the ingest pipeline."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import sqlalchemy as sa
+from ingest_events import MINUTE_NS, EventFactory
+
+from inferloop.collector import IngestPipeline
+from inferloop.collector.pipeline import InputMessage
+from inferloop.store.dashboard_queries import (
+    _quantiles,
+    bucketed_series,
+    call_buckets,
+    model_known,
+    model_totals,
+)
+from inferloop.store.rollups import latency_summary, minute_series
+from inferloop.store.sketch import quantiles
+
+
+@pytest.fixture
+def stored(migrated_engine):
+    """30 minutes of two versions of one model, with errors, through the ingest path."""
+    pipeline = IngestPipeline(migrated_engine)
+    first = None
+    for version, slow in (("1", 1), ("2", 3)):
+        factory = EventFactory(model="fraud", version=version)
+        first = factory.base_time_ns // MINUTE_NS * 60 - 20 * 60
+        events = [
+            factory.inference(
+                start_time_ns=(first + minute * 60) * 1_000_000_000 + k * 1_000_000,
+                latency_ns=slow * (2_000_000 + (k * 7919 % 97) * 100_000),
+                status="error" if k % 17 == 0 else "ok",
+            )
+            for minute in range(30)
+            for k in range(25)
+        ]
+        result = pipeline.ingest([InputMessage(factory.batch_bytes(events))], source="http")
+        assert result.stored == len(events)
+    return migrated_engine, first
+
+
+def test_minute_buckets_equal_the_api_minute_series(stored):
+    engine, first = stored
+    with engine.connect() as connection:
+        total, versions = bucketed_series(
+            connection, "fraud", start_s=first, end_s=first + 1800, step_s=60
+        )
+        api = minute_series(connection, "fraud", start_s=first, end_s=first + 1800)
+        api_v2 = minute_series(connection, "fraud", start_s=first, end_s=first + 1800, version="2")
+
+    assert total.t == [p.minute_start_s for p in api]
+    assert total.count == [p.count for p in api] == [50] * 30
+    assert total.errors == [p.errors for p in api]
+    assert total.p95_ms == [round(p.p95_ns / 1e6, 3) for p in api]
+    assert total.p99_ms == [round(p.p99_ns / 1e6, 3) for p in api]
+    assert sorted(versions) == ["1", "2"]
+    assert versions["2"].p50_ms == [round(p.p50_ns / 1e6, 3) for p in api_v2]
+
+
+def test_wide_buckets_merge_histograms_and_keep_empty_buckets_as_gaps(stored):
+    engine, first = stored
+    with engine.connect() as connection:
+        total, _ = bucketed_series(
+            connection, "fraud", start_s=first - 600, end_s=first + 1800, step_s=600
+        )
+        whole = latency_summary(connection, "fraud", start_s=first, end_s=first + 600)
+
+    assert total.count == [0, 500, 500, 500]
+    assert total.p95_ms[0] is None
+    assert total.p95_ms[1] == round(whole.quantiles_ns[0.95] / 1e6, 3)
+
+
+def test_model_totals_and_call_buckets_agree_with_the_latency_summary(stored):
+    engine, first = stored
+    with engine.connect() as connection:
+        (totals,) = model_totals(connection, start_s=first, end_s=first + 1800)
+        summary = latency_summary(connection, "fraud", start_s=first, end_s=first + 1800)
+        buckets = call_buckets(connection, start_s=first, end_s=first + 1800, step_s=900)
+        known = model_known(connection, "fraud"), model_known(connection, "nope")
+
+    assert (totals.count, totals.errors) == (summary.count, summary.errors) == (1500, 120)
+    assert totals.p99_ns == summary.quantiles_ns[0.99]
+    assert buckets == {"fraud": {first: 750, first + 900: 750}}
+    assert known == (True, False)
+
+
+def test_the_one_pass_quantiles_equal_the_sketch_quantiles():
+    rng = random.Random(7)
+    for _ in range(500):
+        histogram = {
+            str(rng.randint(-5, 400)): rng.randint(0, 9) for _ in range(rng.randint(0, 40))
+        }
+        assert _quantiles(histogram) == quantiles(histogram, (0.5, 0.95, 0.99))
+
+
+def _plans(engine, run) -> list[str]:
+    """The query plan of every statement `run(connection)` executes, on this back end."""
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):  # not the driver's own set-up
+            captured.append((statement, parameters))
+
+    with engine.connect() as connection:
+        sa.event.listen(engine, "before_cursor_execute", capture)
+        try:
+            run(connection)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", capture)
+        plans = []
+        sqlite = engine.dialect.name == "sqlite"
+        if not sqlite:  # tiny tables: without this PostgreSQL rightly prefers a scan
+            connection.exec_driver_sql("SET enable_seqscan = off")
+        for statement, parameters in captured:
+            explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+            rows = connection.exec_driver_sql(explain + statement, parameters).all()
+            plans.append("\n".join(str(row[-1]) for row in rows))
+    return plans
+
+
+def test_every_dashboard_query_reads_through_an_index(stored):
+    engine, first = stored
+    span = {"start_s": first, "end_s": first + 1800}
+
+    def run(connection) -> None:
+        model_totals(connection, **span)
+        model_totals(connection, model="fraud", **span)
+        call_buckets(connection, step_s=600, **span)
+        bucketed_series(connection, "fraud", step_s=600, **span)
+        model_known(connection, "fraud")
+
+    plans = _plans(engine, run)
+
+    assert len(plans) == 5
+    for plan in plans:
+        if engine.dialect.name == "sqlite":
+            assert "USING" in plan and "INDEX" in plan or "PRIMARY KEY" in plan, plan
+        else:
+            assert "Index" in plan and "Seq Scan" not in plan, plan
