@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 SERVICES := deploy/services.sh
 
 .PHONY: run test test-fast services services-stop lint format venv clean-services
@@ -15,10 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# `make run` needs only the SDK, the platform and torch: not the test tools.
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	@touch $(DEMO_STAMP)
+
 venv: $(STAMP)
 
 ## run: the embedded platform and the demo against it (Ctrl-C stops it)
-run: $(STAMP)
+run: $(DEMO_STAMP)
 	$(BIN)/inferloop demo
 
 ## test: start real Kafka and PostgreSQL, run the whole suite, stop them again

@@ -68,7 +68,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = _settings(args)
     return main_demo(
         settings,
-        requests=args.requests,
+        fast=args.fast,
         keep_serving=not args.exit,
         stop_event=stop_event_on_signals(),
     )
@@ -226,11 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="the whole loop on one machine: platform, monitored model, bad release, findings",
+        help="the whole loop live on one machine: traffic, drift, alerts, retrain, guarded redeploy",
     )
     add_setting_flags(demo, "data_dir", *SERVER_SETTINGS)
-    demo.add_argument("--requests", type=int, default=1500, help="requests per model version")
-    demo.add_argument("--exit", action="store_true", help="exit when done instead of serving on")
+    demo.add_argument(
+        "--fast", action="store_true", help="shorter windows and more traffic (for tests)"
+    )
+    demo.add_argument(
+        "--exit", action="store_true", help="exit when done instead of keeping the platform up"
+    )
     demo.set_defaults(handler=cmd_demo)
 
     db = commands.add_parser("db", help="manage the store's schema (Alembic migrations)")

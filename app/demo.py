@@ -1,182 +1,359 @@
-"""`inferloop demo` (what `make run` runs): the whole loop on the embedded default.
+"""`inferloop demo` (what `make run` runs): the whole loop on the embedded default, live.
 
-It starts the embedded platform on a fresh SQLite file, serves a small torch model
-behind `@monitor` (events go over HTTP to the platform, as in a one-machine
-deployment), ships a bad second version, logs the delayed ground truth, runs the
-analyzer, and prints what an on-call engineer would want to see. The platform
-then keeps serving (Ctrl-C stops it) so the API can be explored.
+Three servers start in this process: the platform (`inferloop up`: SQLite, HTTP ingest,
+analyzer, alerts, feedback, dashboard), the demo model's serving app (FastAPI; its handler
+wrapped in `@monitor`, as a team's serving code would be) and a stand-in on-call webhook.
+A traffic generator calls the model over HTTP and a labelling team logs the ground truth a
+little later. Then the story, compressed into a few minutes:
+
+1. normal traffic fills the dashboard;
+2. the inputs drift: a drift finding, and an alert to the on-call;
+3. labels show the model getting worse: a quality finding;
+4. the platform asks for a retrain with a labelled snapshot; the demo's trainer (the local
+   command the platform runs) fits a new build on it and registers it;
+5. the redeploy request makes the serving side load the candidate next to live, and the
+   guard compares them on the same live traffic;
+6. that first build is slow (a profiler left on): rolled back, with an alert; a fixed build,
+   retrained by hand, passes and is promoted, and the alert resolves;
+7. a summary, with the dashboard pages of each stage.
+
+Every wait has a deadline and says what it waited for; Ctrl-C stops everything cleanly.
 """
 
 from __future__ import annotations
 
-import json
+import base64
+import logging
 import random
+import secrets
+import shlex
 import sys
 import threading
 import time
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from inferloop.settings import Settings
 from inferloop.signals import wait_until_set
 
-MODEL = "fraud"
+from .demo_serving import ENVIRONMENT, MODEL
+
+
+class DemoStopped(Exception):
+    """Ctrl-C (or SIGTERM) during a stage."""
+
+
+class StageTimeout(Exception):
+    """A stage did not happen within its deadline; the message says what was missing."""
 
 
 @dataclass(frozen=True)
 class DemoPlan:
-    requests_per_version: int = 1500
+    """The demo's pace. `fast` is for tests: shorter windows, a higher request rate."""
+
+    fast: bool = False
     seed: int = 7
+    rate: float = 80.0
+    normal_traffic_s: float = 25.0
+    stage_timeout_s: float = 120.0
+
+    @classmethod
+    def for_speed(cls, fast: bool) -> DemoPlan:
+        if fast:
+            return cls(fast=True, rate=120.0, normal_traffic_s=16.0, stage_timeout_s=90.0)
+        return cls()
+
+    @property
+    def window_s(self) -> float:
+        """The analyzer's window and the guard's check interval, compressed from minutes."""
+        return 8.0 if self.fast else 12.0
 
 
-def _say(message: str) -> None:
-    print(message, flush=True)
+class Narrator:
+    """The terminal side: one line per stage, with the time since the demo started."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(highlight=False)
+        self._started = time.monotonic()
+
+    def elapsed(self) -> str:
+        return f"{time.monotonic() - self._started:5.1f}s"
+
+    def stage(self, number: int, text: str) -> None:
+        self.console.print(f"[bold cyan]{number}/7[/] {text}  [dim]{self.elapsed()}[/]")
+
+    def note(self, text: str) -> None:
+        self.console.print(f"     {text}")
+
+    def event(self, text: str) -> None:
+        """Something another part of the demo did (serving, on-call, trainer)."""
+        self.console.print(f"     [magenta]↳ {text}[/]")
 
 
-def _get(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def _serve(
-    version: str, service, world, plan: DemoPlan, rng: random.Random
-) -> list[tuple[str, int]]:
-    """Send one version's traffic through `@monitor`; return (prediction id, true label)."""
-    from inferloop.sdk import last_prediction_id, monitor
-
-    from .demo_model import make_request, true_fraud
-
-    predict = monitor(model=MODEL, version=version, environment="demo")(service.predict)
-    labels: list[tuple[str, int]] = []
-    errors = 0
-    for i in range(plan.requests_per_version):
-        request = make_request(world, rng)
-        try:
-            predict(request)
-        except ValueError:
-            errors += 1
-        labels.append((last_prediction_id(), true_fraud(request, world, rng)))
-        if (i + 1) % 500 == 0:
-            _say(
-                f"    version {version}: {i + 1}/{plan.requests_per_version} requests ({errors} failed)"
-            )
-    return labels
-
-
-def _print_latency(base_url: str) -> None:
-    _say("\n  Latency from the per-minute histograms (GET /v1/models/fraud/latency):")
-    _say(f"    {'version':<8}{'calls':>7}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
-    for version in ("1", "2"):
-        row = _get(f"{base_url}/v1/models/{MODEL}/latency?version={version}")
-        _say(
-            f"    {version:<8}{row['count']:>7}{row['errors']:>8}"
-            f"{row['p50_ms']:>9.3f}{row['p95_ms']:>9.3f}{row['p99_ms']:>9.3f}"
-        )
-    completeness = _get(f"{base_url}/v1/models/{MODEL}/completeness")
-    _say(f"\n  Delivery (GET /v1/models/fraud/completeness): {json.dumps(completeness)}")
-
-
-def _analyse(
-    settings: Settings, engine, base_url: str, training_rows: list[dict], started_ns: int
-) -> None:
-    """Pin the training data as drift reference, analyse, and compare the two versions."""
-    import polars as pl
-
-    from inferloop.analyzer import (
-        AnalyzerConfig,
-        AnalyzerWorker,
-        compare_stored_versions,
-        register_reference,
+def demo_settings(settings: Settings, plan: DemoPlan, *, paths: dict[str, Path]) -> Settings:
+    """The user's settings with the demo's store, compressed windows and its receivers."""
+    window = plan.window_s
+    analyzer = settings.analyzer.model_copy(
+        update={
+            "interval_s": 2.0,
+            "window_s": window * 2,
+            "min_rows": 100,
+            "confirm_runs": 1,
+            "confirm_after_s": 0.0,
+        }
+    )
+    alerts = settings.alerts.model_copy(
+        update={
+            "config_file": paths["alerting"],
+            "evaluate_interval_s": 1.0,
+            "dispatch_interval_s": 0.5,
+        }
+    )
+    return settings.model_copy(
+        update={
+            "database_url": f"sqlite:///{paths['database'].resolve()}",
+            "analyzer": analyzer,
+            "alerts": alerts,
+        }
     )
 
-    register_reference(
-        engine, settings.data_dir, MODEL, pl.DataFrame(training_rows), name="training data"
+
+def _feedback_settings(settings: Settings, plan: DemoPlan, *, serving_url, secret, trainer):
+    feedback = settings.feedback.model_copy(
+        update={
+            "check_interval_s": plan.window_s / 2,
+            "baseline_s": plan.normal_traffic_s - 2,
+            "grace_s": 1.0,
+            "poll_s": 1.0,
+            "webhook_url": f"{serving_url}/platform/events",
+            "webhook_secret": secret,
+            "command": trainer,
+            "send_timeout_s": 120.0,  # the trainer imports torch and fits a model
+            "promote_after_calls": 2_000,  # a few minutes of demo traffic, not hours
+            # Retrain on the quality finding (stage 3), once there are labels to learn from.
+            "retrain_kinds": "quality_drop",
+            "retrain_min_new_labels": 200,
+            "retrain_cooldown_s": 3600.0,
+        }
     )
-    # The demo compresses days into seconds: one short window, no waiting for a second
-    # window to confirm what the first one found.
-    config = AnalyzerConfig(window_s=300, confirm_runs=1, confirm_after_s=0)
-    AnalyzerWorker(settings, engine, config=config).run_once()
-    findings = _get(f"{base_url}/v1/findings?model={MODEL}")
-    _say(f"\n  Findings ({len(findings)}; GET {base_url}/v1/findings):")
-    for finding in findings:
-        report = (
-            f"\n      report: {base_url}{finding['report_url']}" if finding["report_url"] else ""
-        )
-        _say(
-            f"    [{finding['severity']:<8}] v{finding['version']} {finding['kind']}: {finding['title']}{report}"
+    return settings.model_copy(update={"feedback": feedback})
+
+
+class Demo:
+    """The running demo: its servers, its traffic, and the stage waits."""
+
+    def __init__(self, settings: Settings, plan: DemoPlan, stop_event: threading.Event) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.stop_event = stop_event
+        self.say = Narrator()
+        self.rng = random.Random(plan.seed)
+        self._cleanup: list[Callable[[], Any]] = []
+        self.links: dict[str, str] = {}
+
+    # --- waiting -------------------------------------------------------------------------
+
+    def pause(self, seconds: float) -> None:
+        if self.stop_event.wait(seconds):
+            raise DemoStopped
+
+    def wait_for(self, what: str, condition: Callable[[], Any], timeout: float | None = None):
+        """Poll `condition` until it returns something truthy; that value is returned."""
+        deadline = time.monotonic() + (timeout or self.plan.stage_timeout_s)
+        with self.say.console.status(f"waiting for {what}…"):
+            while True:
+                value = condition()
+                if value:
+                    return value
+                if time.monotonic() > deadline:
+                    raise StageTimeout(
+                        f"{what} did not happen within {timeout or self.plan.stage_timeout_s:.0f} s"
+                    )
+                self.pause(0.5)
+
+    # --- setup -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from inferloop import sdk
+        from inferloop.app.embedded import EmbeddedServer, build_platform
+
+        from .demo_model import TRAINING_WORLD, save_build, train_model
+        from .demo_oncall import ALERTING_CONFIG, OnCall, create_oncall_app
+        from .demo_serving import Deployment, create_serving_app, monitored_build
+        from .demo_traffic import LabelDelays, LabelFeed, TrafficGenerator
+
+        data_dir = self.settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "database": data_dir / "demo.db",
+            "alerting": data_dir / "demo-alerting.yaml",
+            "builds": data_dir / "builds",
+        }
+        for stale in (paths["database"], *paths["database"].parent.glob("demo.db-*")):
+            stale.unlink(missing_ok=True)
+        paths["builds"].mkdir(exist_ok=True)
+        for build in paths["builds"].glob("*.pt"):  # builds of an earlier run
+            build.unlink()
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+        # The receivers first: the platform's config names their URLs.
+        self.oncall = OnCall(on_page=self.say.event)
+        oncall_server = EmbeddedServer(create_oncall_app(self.oncall, secret=secret), port=0)
+        oncall_server.start()
+        self._cleanup.append(oncall_server.stop)
+        paths["alerting"].write_text(
+            ALERTING_CONFIG.format(url=f"{oncall_server.url}/alerts", secret=secret)
         )
 
-    verdict = compare_stored_versions(
-        engine, MODEL, live="1", candidate="2", start_ns=started_ns, end_ns=time.time_ns()
-    )
-    _say(f"\n  Candidate v2 against live v1 (the guarded-rollout check): {verdict.verdict.upper()}")
-    for check in verdict.checks:
-        mark = "REGRESSED" if check.regressed else "ok"
-        _say(
-            f"    {check.metric:<16} live {check.baseline:>10.4g}  candidate {check.current:>10.4g}"
-            f"  p={check.p_value:.2g}  {mark}"
+        self.say.stage(1, "Training the demo model (a small torch MLP) and starting servers…")
+        model, self.training_rows = train_model(self.rng)
+        sdk_settings = demo_settings(self.settings, self.plan, paths=paths)
+        first_build = save_build(model, data_dir / "builds" / "build-0.pt")
+        self.deployment = Deployment(
+            monitored_build(1, _load(first_build)), on_change=self.say.event
         )
+        serving = EmbeddedServer(create_serving_app(self.deployment, webhook_secret=secret), port=0)
+        serving.start()
+        self._cleanup.append(serving.stop)
+        self.serving_url = serving.url
+
+        # The platform: the trainer is the command its feedback worker runs for each request.
+        port = self.settings.port or _free_port(self.settings.host)
+        trainer = shlex.join(
+            [
+                sys.executable,
+                "-m",
+                "inferloop.app.demo_trainer",
+                "--platform",
+                f"http://{self.settings.host}:{port}",
+                "--builds",
+                str(paths["builds"]),
+                "--slow-builds",
+                "1",
+                "--environment",
+                ENVIRONMENT,
+            ]
+        )
+        platform_settings = _feedback_settings(
+            sdk_settings, self.plan, serving_url=self.serving_url, secret=secret, trainer=trainer
+        )
+        self.platform_settings = platform_settings
+        self.app, self.engine = build_platform(platform_settings)
+        platform = EmbeddedServer(self.app, host=self.settings.host, port=port)
+        platform.start()
+        self._cleanup.append(self.engine.dispose)
+        self._cleanup.append(platform.stop)
+        self.url = platform.url
+        self.say.note(f"[bold]dashboard: {self.url}/ui[/]   API: {self.url}/openapi.json")
+        self.say.note(
+            f"model served at {self.serving_url}/predict   on-call at {oncall_server.url}"
+        )
+
+        self._register_first_version(first_build)
+        sdk.configure(transport="http", endpoint=self.url)
+        self._cleanup.append(lambda: sdk.shutdown(timeout=5))
+        self.labels = LabelFeed(LabelDelays(), random.Random(self.plan.seed + 1))
+        self.labels.start()
+        self._cleanup.append(self.labels.stop)
+        self.traffic = TrafficGenerator(
+            self.serving_url,
+            TRAINING_WORLD,
+            random.Random(self.plan.seed + 2),
+            self.labels,
+            rate=self.plan.rate,
+        )
+
+    def _register_first_version(self, artifact: str) -> None:
+        import polars as pl
+
+        from inferloop.analyzer import register_reference
+        from inferloop.feedback import VersionState, move_version, register_version
+
+        now = time.time_ns()
+        with self.engine.begin() as connection:
+            register_version(connection, MODEL, artifact_uri=artifact, who="demo", now_ns=now)
+            for state in (VersionState.CANARY, VersionState.LIVE):
+                move_version(
+                    connection,
+                    MODEL,
+                    1,
+                    state,
+                    environment=ENVIRONMENT,
+                    who="demo",
+                    why="the first version, trained on the training data",
+                    now_ns=now,
+                )
+        register_reference(
+            self.engine,
+            self.settings.data_dir,
+            MODEL,
+            pl.DataFrame(self.training_rows),
+            name="training data",
+        )
+
+    def stop(self) -> None:
+        traffic = getattr(self, "traffic", None)
+        if traffic is not None:
+            traffic.stop()
+        for step in reversed(self._cleanup):
+            try:
+                step()
+            except Exception as error:  # keep stopping the rest
+                self.say.note(f"[yellow]while stopping: {error}[/]")
+        self._cleanup.clear()
+
+
+def _free_port(host: str) -> int:
+    """A port free now, so the trainer's command line can name the platform's URL before
+    the platform starts (the command is part of its settings)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def _load(artifact: str):
+    from .demo_model import load_build
+
+    return load_build(artifact)
 
 
 def run_demo(
     settings: Settings, *, plan: DemoPlan, stop_event: threading.Event, keep_serving: bool
 ) -> int:
-    from inferloop import sdk
-    from inferloop.app.embedded import EmbeddedServer, build_platform
+    """Run the stages; 0 when the whole loop happened, 1 when a stage timed out."""
+    from .demo_stages import run_stages
 
-    from .demo_model import SHIFTED_WORLD, TRAINING_WORLD, FraudService, train_model
-
-    database = settings.data_dir / "demo.db"
-    for stale in (database, database.with_suffix(".db-wal"), database.with_suffix(".db-shm")):
-        stale.unlink(missing_ok=True)
-    settings = settings.model_copy(update={"database_url": f"sqlite:///{database.resolve()}"})
-
-    _say("1/5  Starting the embedded platform (SQLite, HTTP ingest, analyzer)…")
-    app, engine = build_platform(settings)
-    server = EmbeddedServer(app, host=settings.host, port=settings.port)
-    server.start()
-    base_url = server.url
-    _say(f"     up at {base_url}")
-
-    rng = random.Random(plan.seed)
-    _say("2/5  Training the demo model (a small torch MLP)…")
-    model, training_rows = train_model(rng)
-    started_ns = time.time_ns()
-
-    _say("3/5  Serving traffic through @monitor (HTTP transport to the platform)…")
-    sdk.configure(transport="http", endpoint=base_url)
-    labels = _serve("1", FraudService(model), TRAINING_WORLD, plan, rng)
-    bad_release = FraudService(model, extra_latency_s=0.002, reject_large=True)
-    labels += _serve("2", bad_release, SHIFTED_WORLD, plan, rng)
-
-    _say("4/5  Ground truth arrives: logging labels for every prediction…")
-    for prediction_id, label in labels:
-        sdk.log_label(prediction_id, label, model=MODEL)
-    sdk.flush(timeout=30)
-    _say(f"     SDK: {json.dumps(sdk.stats())}")
-
-    _say("5/5  What the platform saw:")
-    _print_latency(base_url)
-    _analyse(settings, engine, base_url, training_rows, started_ns)
-
-    _say(f"\nThe platform keeps running at {base_url} (Ctrl-C stops it).")
-    if keep_serving:
-        wait_until_set(stop_event)
-    sdk.shutdown(timeout=5)
-    server.stop()
-    engine.dispose()
-    return 0
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    demo = Demo(settings, plan, stop_event)
+    try:
+        demo.start()
+        run_stages(demo)
+        if keep_serving:
+            demo.say.note(f"The platform keeps running at {demo.url}/ui (Ctrl-C stops it).")
+            wait_until_set(stop_event)
+        return 0
+    except StageTimeout as error:
+        demo.say.console.print(f"[bold red]demo stopped: {error}[/]")
+        return 1
+    except (DemoStopped, KeyboardInterrupt):
+        demo.say.console.print("[yellow]stopped[/]")
+        return 130
+    finally:
+        demo.stop()
 
 
 def main_demo(
-    settings: Settings, *, requests: int, keep_serving: bool, stop_event: threading.Event
+    settings: Settings, *, fast: bool, keep_serving: bool, stop_event: threading.Event
 ) -> int:
     started = time.monotonic()
     code = run_demo(
-        settings,
-        plan=DemoPlan(requests_per_version=requests),
-        stop_event=stop_event,
-        keep_serving=keep_serving,
+        settings, plan=DemoPlan.for_speed(fast), stop_event=stop_event, keep_serving=keep_serving
     )
     print(f"demo finished in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return code

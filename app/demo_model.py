@@ -68,23 +68,52 @@ def encode(request: dict) -> list[float]:
 
 def train_model(rng: random.Random, samples: int = 4000):
     """A two-layer MLP fitted on the training world in a few hundred CPU steps."""
+    requests = [make_request(TRAINING_WORLD, rng) for _ in range(samples)]
+    labels = [true_fraud(r, TRAINING_WORLD, rng) for r in requests]
+    return fit(requests, labels, seed=rng.randint(0, 2**31 - 1)), requests
+
+
+def fit(requests: list[dict], labels: list[int], *, seed: int, steps: int = 300):
+    """Fit the demo's MLP to labelled requests (the trainer's job, on a snapshot's rows)."""
     import torch
 
-    torch.manual_seed(rng.randint(0, 2**31 - 1))
-    requests = [make_request(TRAINING_WORLD, rng) for _ in range(samples)]
+    torch.manual_seed(seed)
     x = torch.tensor([encode(r) for r in requests], dtype=torch.float32)
-    y = torch.tensor([[true_fraud(r, TRAINING_WORLD, rng)] for r in requests], dtype=torch.float32)
+    y = torch.tensor([[float(label)] for label in labels], dtype=torch.float32)
     model = torch.nn.Sequential(
         torch.nn.Linear(x.shape[1], 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    for _ in range(300):
+    for _ in range(steps):
         optimizer.zero_grad()
         loss_fn(model(x), y).backward()
         optimizer.step()
     model.eval()
-    return model, requests
+    return model
+
+
+def save_build(model, path, *, extra_latency_ms: float = 0.0) -> str:
+    """Write a build (weights, and how slow the build serves) where a deploy can load it."""
+    import torch
+
+    torch.save({"state_dict": model.state_dict(), "extra_latency_ms": extra_latency_ms}, path)
+    return str(path)
+
+
+def load_build(artifact_uri: str) -> FraudService:
+    """The service of a build written by `save_build`."""
+    import torch
+
+    saved = torch.load(artifact_uri, weights_only=True)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(len(NUMERIC_FEATURES) + len(COUNTRIES), 16),
+        torch.nn.ReLU(),
+        torch.nn.Linear(16, 1),
+    )
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    return FraudService(model, extra_latency_s=float(saved["extra_latency_ms"]) / 1000)
 
 
 class FraudService:
@@ -93,6 +122,7 @@ class FraudService:
     def __init__(self, model, *, extra_latency_s: float = 0.0, reject_large: bool = False) -> None:
         self._model = model
         self._extra_latency_s = extra_latency_s
+        self.extra_latency_ms = extra_latency_s * 1000
         self._reject_large = reject_large
 
     def predict(self, request: dict) -> float:
