@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from inferloop.store.dashboard_queries import HourCache
 from inferloop.store.findings import finding_report_path
 from inferloop.store.lineage import UnknownLineageSubject, lineage_of
 
@@ -117,6 +118,15 @@ def _not_found(request: Request, what: str) -> Response:
     return _render(request, "404.html", {"what": what}, status=404)
 
 
+def _hours(request: Request) -> HourCache:
+    """The app's cache of merged hours (made on first use: one per app, not per process)."""
+    state = request.app.state
+    cache = getattr(state, "ui_hours", None)
+    if cache is None:
+        cache = state.ui_hours = HourCache()
+    return cache
+
+
 def _range_or_400(request: Request):
     try:
         return ui_views.resolve_range(request.query_params.get("range"), time.time())
@@ -161,7 +171,7 @@ def ui_root() -> Response:
 def overview(request: Request) -> Response:
     def build(connection):
         window = _range_or_400(request)
-        data = ui_views.overview_page(connection, window)
+        data = ui_views.overview_page(connection, window, hours=_hours(request))
         return _render(request, "overview.html", {"window": window, **data})
 
     return _page(request, build)
@@ -171,7 +181,7 @@ def overview(request: Request) -> Response:
 def model_detail(request: Request, model: str) -> Response:
     def build(connection):
         window = _range_or_400(request)
-        data = ui_views.model_page(connection, model, window)
+        data = ui_views.model_page(connection, model, window, hours=_hours(request))
         if data is None:
             return _not_found(request, f"no model {model!r}: it has no events and no versions")
         percentile = request.query_params.get("p", "p95")
@@ -191,7 +201,7 @@ def model_series_data(request: Request, model: str) -> Response:
         ui_principal(request)
         window = _range_or_400(request)
         with request.app.state.inferloop.engine.connect() as connection:
-            data = ui_views.model_series(connection, model, window)
+            data = ui_views.model_series(connection, model, window, hours=_hours(request))
     except UiRefusal as refusal:
         return JSONResponse({"detail": refusal.detail}, status_code=refusal.status)
     return JSONResponse(data, headers={"Cache-Control": "no-store"})

@@ -28,9 +28,10 @@
     const versions = Object.entries(data.versions);
     const latency = [{ name: "all " + p, values: data.total[p] }].concat(
       versions.map(([v, s]) => ({ name: "v" + v, values: s[p] })));
-    const perSecond = (counts) => counts.map((c) => c / data.step_s);
-    const throughput = [{ name: "all", values: perSecond(data.total.count) }].concat(
-      versions.map(([v, s]) => ({ name: "v" + v, values: perSecond(s.count) })));
+    const perSecond = (counts, gaps) => counts.map((c) => (gaps && c === 0 ? null : c / data.step_s));
+    // A version's line stops where it served nothing; the total's drops to zero.
+    const throughput = [{ name: "all", values: perSecond(data.total.count, false) }].concat(
+      versions.map(([v, s]) => ({ name: "v" + v, values: perSecond(s.count, true) })));
     const errors = [{ name: "errors", values: data.total.errors }];
     const calls = data.total.count.reduce((a, b) => a + b, 0);
     const empty = calls === 0 ? `no calls in the last ${data.range}: pick a longer range` : "";

@@ -59,10 +59,14 @@
       const label = el("text", { x: sx(s), y: height - 6, "text-anchor": i === 0 ? "start" : i === xticks ? "end" : "middle" }, svg);
       label.textContent = timeLabel(s, x1 - x0);
     }
+    let lastX = -Infinity;
+    let row = 0;
     for (const m of spec.markers || []) {
       if (m.t < x0 || m.t > x1) continue;
       el("line", { class: "marker marker-" + m.state, x1: sx(m.t), x2: sx(m.t), y1: PAD.top, y2: PAD.top + plotH }, svg);
-      const label = el("text", { class: "marker-label", x: sx(m.t) + 3, y: PAD.top + 10 }, svg);
+      row = sx(m.t) - lastX < 90 ? row + 1 : 0; // labels of close markers go on new rows
+      lastX = sx(m.t);
+      const label = el("text", { class: "marker-label", x: sx(m.t) + 3, y: PAD.top + 10 + 12 * (row % 4) }, svg);
       label.textContent = m.label;
     }
     let firstPoints = 0;

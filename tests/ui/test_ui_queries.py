@@ -12,6 +12,7 @@ from ingest_events import MINUTE_NS, EventFactory
 from inferloop.collector import IngestPipeline
 from inferloop.collector.pipeline import InputMessage
 from inferloop.store.dashboard_queries import (
+    HourCache,
     _quantiles,
     bucketed_series,
     call_buckets,
@@ -142,3 +143,55 @@ def test_every_dashboard_query_reads_through_an_index(stored):
             assert "USING" in plan and "INDEX" in plan or "PRIMARY KEY" in plan, plan
         else:
             assert "Index" in plan and "Seq Scan" not in plan, plan
+
+
+@pytest.fixture
+def hours_stored(migrated_engine):
+    """Five hours of one model, 3 calls a minute, through the ingest path."""
+    pipeline = IngestPipeline(migrated_engine)
+    factory = EventFactory(model="fraud", version="1")
+    start = factory.base_time_ns // (3600 * 1_000_000_000) * 3600 - 5 * 3600
+    events = [
+        factory.inference(
+            start_time_ns=(start + minute * 60 + k) * 1_000_000_000,
+            latency_ns=1_000_000 * (1 + (minute * 3 + k) % 50),
+        )
+        for minute in range(5 * 60)
+        for k in range(3)
+    ]
+    pipeline.ingest([InputMessage(factory.batch_bytes(events))], source="http")
+    return migrated_engine, pipeline, factory, start
+
+
+def test_the_hour_cache_gives_the_same_figures_and_sees_late_events(hours_stored):
+    engine, pipeline, factory, start = hours_stored
+    cache = HourCache()
+    span = {"start_s": start, "end_s": start + 5 * 3600}
+    with engine.connect() as connection:
+        plain = bucketed_series(connection, "fraud", step_s=3600, **span)
+        cached = bucketed_series(connection, "fraud", step_s=3600, hours=cache, **span)
+        totals = model_totals(connection, start_s=start + 600, end_s=start + 5 * 3600 - 600)
+        totals_cached = model_totals(
+            connection, start_s=start + 600, end_s=start + 5 * 3600 - 600, hours=cache
+        )
+    assert cached == plain and totals_cached == totals
+    assert len(cache) == 5
+
+    late = [
+        factory.inference(start_time_ns=(start + 90 + k) * 1_000_000_000, latency_ns=10**9)
+        for k in range(20)
+    ]
+    pipeline.ingest([InputMessage(factory.batch_bytes(late))], source="http")
+    with engine.connect() as connection:
+        again = bucketed_series(connection, "fraud", step_s=3600, hours=cache, **span)
+        fresh = bucketed_series(connection, "fraud", step_s=3600, **span)
+    assert again == fresh
+    assert again[0].count == [200, 180, 180, 180, 180]
+    assert again[0].p99_ms[0] > plain[0].p99_ms[0]
+    assert again[0].p99_ms[1:] == plain[0].p99_ms[1:]
+
+
+def test_the_hour_cache_refuses_ranges_off_the_hour(hours_stored):
+    engine, *_ = hours_stored
+    with engine.connect() as connection, pytest.raises(ValueError, match="whole hours"):
+        HourCache().hours(connection, start_s=60, end_s=3600)
