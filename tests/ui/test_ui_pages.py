@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from conftest import screenshot  # noqa: I001 - tests/ui/conftest.py (rootdir import mode)
 
-from inferloop.server.routes_ui import CSP
+from inferloop.server import routes_ui
+from inferloop.server.routes_ui import CSP, REFRESH_S
+from inferloop.store import insert_finding
 
 PAGES = {
     "overview": "/ui/?range=24h",
@@ -194,15 +197,69 @@ def test_unknown_model_gives_the_404_page(dashboard, new_page):
     assert seen.page_errors == [] and seen.foreign == []
 
 
-def test_tables_refresh_in_place_without_a_reload(dashboard, new_page):
+def test_a_finding_raised_after_load_shows_up_in_place_within_two_refreshes(dashboard, new_page):
     page, seen = new_page()
     _open(page, dashboard.url + "/ui/findings")
     page.evaluate("window.__kept = true")  # gone if the page reloads
+    with dashboard.engine.begin() as connection:
+        now = time.time_ns()
+        late = insert_finding(
+            connection,
+            {
+                "fingerprint": "late",
+                "model": "search",
+                "kind": "throughput_change",
+                "subject": "calls",
+                "severity": "info",
+                "status": "open",
+                "title": "search: throughput fell by half",
+                "evidence": {},
+                "window_start_ns": now - 3600 * 10**9,
+                "window_end_ns": now,
+                "first_seen_ns": now,
+                "last_seen_ns": now,
+                "occurrences": 1,
+            },
+        )
 
-    with page.expect_request(lambda r: r.url.endswith("/ui/findings"), timeout=20_000):
-        pass
-    time.sleep(0.5)
+    row = page.locator(f'tr[data-finding="{late}"]')
+    row.wait_for(timeout=2 * REFRESH_S * 1000 + 2000)
 
+    assert "throughput fell by half" in row.inner_text()
     assert page.evaluate("window.__kept") is True
     assert "updated" in page.locator("[data-updated]").inner_text()
     seen.assert_clean()
+
+
+def test_the_first_chart_is_painted_soon_after_navigation(dashboard, new_page):
+    page, seen = new_page()
+    painted = []
+    for _ in range(5):
+        _open(page, dashboard.url + "/ui/models/fraud?range=24h")
+        page.locator('svg[data-chart="latency"][data-drawn="1"]').wait_for()
+        painted.append(
+            page.evaluate("performance.getEntriesByName('inferloop:chart-drawn')[0].startTime")
+        )
+
+    median = sorted(painted)[2]
+    print(f"first chart painted after navigation: median {median:.0f} ms of {painted}")
+    # The target is 700 ms (about 300 ms here when the machine is idle); the bound leaves
+    # room for a CI machine whose two cores are shared.
+    assert median < 1500
+    seen.assert_clean()
+
+
+def test_the_pages_script_stays_small_and_nothing_is_inline(dashboard):
+    import httpx
+
+    static = Path(routes_ui.__file__).parent / "static"
+    scripts = sum(p.stat().st_size for p in static.glob("*.js"))
+    assert scripts < 150 * 1024
+    templates = Path(routes_ui.__file__).parent / "templates"
+    for template in templates.glob("*.html"):
+        text = template.read_text()
+        assert "<script>" not in text and " style=" not in text and " on" + "click=" not in text
+        assert re.findall(r"<script(?![^>]*\bsrc=)", text) == [], template.name
+    response = httpx.get(dashboard.url + "/ui/alerts")
+    assert response.headers["content-security-policy"] == CSP
+    assert "'unsafe-inline'" not in CSP and "script-src 'self'" in CSP
