@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from inferloop.alerts import SilenceExpired, UnknownSilence, add_silence, expire_stored_silence
 from inferloop.store.dashboard_queries import HourCache
 from inferloop.store.findings import finding_report_path
 from inferloop.store.lineage import UnknownLineageSubject, lineage_of
@@ -58,7 +59,9 @@ REFRESH_S = 15
 _SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: with it Chromium sends `Origin: null` on form posts, which the silence
+    # forms check.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -254,6 +257,60 @@ def alerts(request: Request) -> Response:
     return _page(request, build)
 
 
+@router.post("/ui/alerts/silences")
+async def create_silence(request: Request) -> Response:
+    """The alerts page's form: a silence for the matchers, from now for the duration."""
+    form = await _form(request)
+    matchers = [m.strip() for m in form.get("matchers", "").splitlines() if m.strip()]
+
+    def write(connection, now_ns: int) -> None:
+        add_silence(
+            connection,
+            matchers,
+            now_ns=now_ns,
+            duration=form.get("duration") or None,
+            comment=form.get("comment", ""),
+            created_by=form.get("created_by", ""),
+        )
+
+    return _silence_write(request, write)
+
+
+@router.post("/ui/alerts/silences/{silence_id}/expire")
+def expire_silence(request: Request, silence_id: str) -> Response:
+    def write(connection, now_ns: int) -> None:
+        expire_stored_silence(connection, silence_id, now_ns=now_ns)
+
+    return _silence_write(request, write)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form body, each field's first value."""
+    fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _silence_write(request: Request, write) -> Response:
+    """A write from the alerts page: the `admin` scope, and only from this site's own pages
+    (the SameSite=Strict cookie already keeps other sites out; the Origin check also
+    covers a browser that sends no cookie because auth is off)."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        return _refusal_page(request, UiRefusal(403, "a silence is made from this server's pages"))
+    try:
+        ui_principal(request, Scope.ADMIN)
+        now_ns = time.time_ns()
+        with request.app.state.inferloop.engine.begin() as connection:
+            write(connection, now_ns)
+    except UiRefusal as refusal:
+        return _refusal_page(request, refusal)
+    except (ValueError, UnknownSilence, SilenceExpired) as error:  # the message says what
+        with request.app.state.inferloop.engine.connect() as connection:
+            data = ui_views.alerts_page(connection, time.time_ns())
+        return _render(request, "alerts.html", data | {"error": str(error)}, status=422)
+    return RedirectResponse("/ui/alerts", status_code=303)
+
+
 @router.get("/ui/feedback/{model}")
 def feedback(request: Request, model: str) -> Response:
     def build(connection):
@@ -289,9 +346,9 @@ def login_form(request: Request) -> Response:
 @router.post("/ui/login")
 async def login(request: Request) -> Response:
     """Check the form's key for `read`, then keep it in the HttpOnly cookie."""
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    key = (form.get("key") or [""])[0].strip()
-    target = _safe_next((form.get("next") or [None])[0])
+    form = await _form(request)
+    key = form.get("key", "").strip()
+    target = _safe_next(form.get("next"))
     state = request.app.state.inferloop
     try:
         authorize(state.settings, state.engine, key or None, Scope.READ)

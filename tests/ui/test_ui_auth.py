@@ -100,7 +100,7 @@ def test_a_key_without_the_read_scope_gets_the_403_page(locked, new_page):
     response = page.goto(locked.url + "/ui/", wait_until="networkidle")
 
     assert response.status == 403
-    assert "may not read" in page.locator("h1").inner_text()
+    assert "may not do that" in page.locator("h1").inner_text()
     assert "ingest" in page.locator("p.error").inner_text()
     _document_errors_only(seen, 403)
 
@@ -117,3 +117,16 @@ def test_a_revoked_key_stops_opening_pages_at_once(locked, new_page):
 
     assert response.status == 401
     _document_errors_only(seen, 401)
+
+
+def test_making_a_silence_needs_the_admin_scope(locked, new_page):
+    page, seen = new_page()
+    _login(page, locked.url, locked.read.token)
+    page.goto(locked.url + "/ui/alerts", wait_until="networkidle")
+    page.fill('form.silence textarea[name="matchers"]', 'model="fraud"')
+    with page.expect_navigation(wait_until="networkidle") as navigation:
+        page.click("form.silence button")
+
+    assert navigation.value.status == 403
+    assert "this endpoint needs admin" in page.locator("p.error").inner_text()
+    _document_errors_only(seen, 403)

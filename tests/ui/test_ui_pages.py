@@ -263,3 +263,45 @@ def test_the_pages_script_stays_small_and_nothing_is_inline(dashboard):
     response = httpx.get(dashboard.url + "/ui/alerts")
     assert response.headers["content-security-policy"] == CSP
     assert "'unsafe-inline'" not in CSP and "script-src 'self'" in CSP
+
+
+def test_a_silence_made_and_expired_on_the_alerts_page_is_the_apis(dashboard, new_page):
+    import httpx
+
+    page, seen = new_page()
+    _open(page, dashboard.url + "/ui/alerts")
+    page.fill('form.silence textarea[name="matchers"]', 'model="fraud"\nseverity="critical"')
+    page.fill('form.silence input[name="duration"]', "30m")
+    page.fill('form.silence input[name="comment"]', "deploying a fix")
+    with page.expect_navigation(wait_until="networkidle"):
+        page.click("form.silence button")
+
+    (made,) = [
+        s
+        for s in httpx.get(dashboard.url + "/v1/alerts/silences").json()
+        if s["comment"] == "deploying a fix"
+    ]
+    assert made["matchers"] == ['model="fraud"', 'severity="critical"']
+    assert made["state"] == "active"
+    assert made["ends_at_ns"] - made["starts_at_ns"] == 30 * 60 * 10**9
+    row = page.locator(f'tr[data-silence="{made["id"]}"]')
+    with page.expect_navigation(wait_until="networkidle"):
+        row.locator("button", has_text="Expire").click()
+
+    after = httpx.get(f"{dashboard.url}/v1/alerts/silences/{made['id']}").json()
+    assert after["state"] == "expired"
+    assert row.locator("button").count() == 0
+    seen.assert_clean()
+
+
+def test_a_bad_matcher_is_refused_with_its_reason_on_the_page(dashboard, new_page):
+    page, seen = new_page()
+    _open(page, dashboard.url + "/ui/alerts")
+    page.fill('form.silence textarea[name="matchers"]', "not a matcher")
+    with page.expect_navigation(wait_until="networkidle") as navigation:
+        page.click("form.silence button")
+
+    assert navigation.value.status == 422
+    assert page.locator('[role="alert"]').inner_text() != ""
+    assert [e for e in seen.console_errors if "422" not in e] == []
+    assert seen.page_errors == [] and seen.foreign == []
