@@ -70,7 +70,8 @@
       label.textContent = m.label;
     }
     let firstPoints = 0;
-    lines.forEach((l, index) => {
+    // Drawn last to first, so the first line (the total) lies on top of the others.
+    lines.map((l, index) => [l, index]).reverse().forEach(([l, index]) => {
       const color = l.color || COLORS[index % COLORS.length];
       let d = "";
       let pen = false;
