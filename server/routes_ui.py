@@ -113,7 +113,7 @@ def _render(request: Request, name: str, context: dict[str, Any], *, status: int
 
 def _refusal_page(request: Request, refusal: UiRefusal) -> Response:
     names = {401: "401.html", 403: "403.html"}
-    context = {"detail": refusal.detail, "next": request.url.path}
+    context = {"detail": refusal.detail, "next": request.url.path, "status": refusal.status}
     return _render(request, names.get(refusal.status, "error.html"), context, status=refusal.status)
 
 

@@ -305,3 +305,13 @@ def test_a_bad_matcher_is_refused_with_its_reason_on_the_page(dashboard, new_pag
     assert page.locator('[role="alert"]').inner_text() != ""
     assert [e for e in seen.console_errors if "422" not in e] == []
     assert seen.page_errors == [] and seen.foreign == []
+
+
+def test_an_unknown_range_is_a_400_page_naming_the_ranges(dashboard):
+    import httpx
+
+    page = httpx.get(dashboard.url + "/ui/models/fraud?range=2w")
+    data = httpx.get(dashboard.url + "/ui/data/models/fraud/series?range=2w")
+
+    assert page.status_code == 400 and "use one of 1h, 6h, 24h, 7d" in page.text
+    assert data.status_code == 400 and "2w" in data.json()["detail"]
