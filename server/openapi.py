@@ -19,6 +19,7 @@ from .problems import PROBLEM_MEDIA_TYPE, Problem
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _ADDED = {
+    "400": "The body is not the JSON (or CSV / Parquet) this endpoint reads.",
     "401": "No API key, or one that is unknown or revoked (see WWW-Authenticate).",
     "403": "The API key lacks the scope this endpoint needs.",
     "404": "Nothing has that identifier.",
@@ -63,7 +64,7 @@ def _declare(path: str, method: str, operation: dict[str, Any]) -> None:
     if "{" in path:
         wanted.add("404")
     if method in _WRITES and "requestBody" in operation:
-        wanted.add("413")
+        wanted |= {"400", "413"}
     if operation.get("parameters") or "requestBody" in operation:
         wanted.add("422")
     for code in sorted(wanted):

@@ -47,8 +47,10 @@ class Problem(BaseModel):
     status: int
     detail: str = Field(description="What was wrong with this request, and how to fix it.")
     instance: str = Field(description="The path of the request that was refused.")
-    errors: list[FieldError] | None = Field(
-        None, description="For validation errors: each invalid field, by its path."
+    errors: list[dict[str, Any]] | None = Field(
+        None,
+        description="What was refused, item by item: for validation errors each invalid "
+        "field (FieldError: path, message, type); an ingest route lists its refused records.",
     )
 
 

@@ -25,6 +25,7 @@ from .pagination import (
     decode_cursor,
     page_of,
 )
+from .params import OptionalId
 from .schemas_feedback import FeedbackRequestResponse, LineageResponse, RetrainAsk, RetrainQueued
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[ApiKeyDep])
@@ -123,9 +124,9 @@ def post_retrain(
 )
 def get_lineage(
     engine: EngineDep,
-    finding_id: int | None = None,
+    finding_id: OptionalId = None,
     model: str | None = None,
-    version: int | None = None,
+    version: OptionalId = None,
 ) -> LineageResponse:
     """Finding → retrain request → snapshot → registered version → redeploy request →
     rollout checks → promote or rollback, each with its time and evidence.

@@ -15,6 +15,7 @@ from inferloop.store.findings import finding_report_path, list_findings
 from inferloop.store.vocabulary import ACTIVE_STATUSES, FindingStatus
 
 from .deps import ApiKeyDep, EngineDep
+from .params import RowId
 from .schemas import FindingResponse
 
 router = APIRouter(prefix="/v1/findings", tags=["findings"], dependencies=[ApiKeyDep])
@@ -45,7 +46,7 @@ def get_findings(
 
 
 @router.get("/{finding_id}/report", response_class=FileResponse)
-def get_finding_report(finding_id: int, engine: EngineDep) -> FileResponse:
+def get_finding_report(finding_id: RowId, engine: EngineDep) -> FileResponse:
     """The Evidently HTML report stored when the finding was raised."""
     with engine.connect() as connection:
         path = finding_report_path(connection, finding_id)

@@ -65,6 +65,11 @@ def readyz(engine: EngineDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", dependencies=[ReadKeyDep])
+@router.get(
+    "/metrics",
+    dependencies=[ReadKeyDep],
+    response_class=Response,
+    responses={200: {"description": "Prometheus text format.", "content": {"text/plain": {}}}},
+)
 def metrics(state: StateDep) -> Response:
     return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)

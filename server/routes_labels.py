@@ -23,6 +23,7 @@ from inferloop.feedback import DEFAULT_JOIN_WINDOW_S, label_join
 from .bodies import read_bounded_body
 from .deps import ApiKeyDep, EngineDep, IngestKeyDep, StateDep
 from .routes_ingest import STORE_RETRY_AFTER_S
+from .routes_metrics import MAX_TIME_S, EndS
 from .schemas import (
     LabelIn,
     LabelsAccepted,
@@ -128,13 +129,17 @@ def get_model_labels(
     model: str,
     engine: EngineDep,
     start_s: Annotated[
-        float | None, Query(description="Predictions started from here; default end-1d.")
+        float | None,
+        Query(ge=0, le=MAX_TIME_S, description="Predictions started from here; default end-1d."),
     ] = None,
-    end_s: Annotated[
-        float | None, Query(description="Range end, Unix seconds; default now.")
-    ] = None,
+    end_s: EndS = None,
     join_window_s: Annotated[
-        float, Query(gt=0, description="Labels later than this after their prediction: not joined.")
+        float,
+        Query(
+            gt=0,
+            le=MAX_TIME_S,
+            description="Labels later than this after their prediction: not joined.",
+        ),
     ] = DEFAULT_JOIN_WINDOW_S,
 ) -> ModelLabelsResponse:
     """Label coverage, delay, corrections and waiting labels per version of ``model``."""

@@ -16,8 +16,15 @@ from .schemas import CompletenessResponse, LatencyResponse, MinutePointResponse
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ApiKeyDep])
 
-StartS = Annotated[float | None, Query(description="Range start, Unix seconds; default end-1h.")]
-EndS = Annotated[float | None, Query(description="Range end, Unix seconds; default now.")]
+MAX_TIME_S = 9_000_000_000
+"""The latest time a range may name (year 2255): nanoseconds beyond it overflow int64."""
+StartS = Annotated[
+    float | None,
+    Query(ge=0, le=MAX_TIME_S, description="Range start, Unix seconds; default end-1h."),
+]
+EndS = Annotated[
+    float | None, Query(ge=0, le=MAX_TIME_S, description="Range end, Unix seconds; default now.")
+]
 
 
 def _range(start_s: float | None, end_s: float | None) -> tuple[float, float]:

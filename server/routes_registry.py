@@ -37,6 +37,7 @@ from .pagination import (
     decode_cursor,
     page_of,
 )
+from .params import OptionalId, VersionNumber
 from .schemas_feedback import (
     LiveAtResponse,
     MoveRequest,
@@ -69,7 +70,7 @@ def move_response(move: RegistryMove) -> MoveResponse:
 def make_move(
     engine: Engine,
     model: str,
-    version: int,
+    version: VersionNumber,
     body: MoveRequest,
     *,
     destinations: list[str],
@@ -185,7 +186,7 @@ def list_versions(
     response_model=VersionResponse,
     responses={404: {"description": "No such version."}},
 )
-def show_version(model: str, version: int, engine: EngineDep) -> VersionResponse:
+def show_version(model: str, version: VersionNumber, engine: EngineDep) -> VersionResponse:
     with engine.connect() as connection:
         try:
             get_version(connection, model, version)
@@ -205,7 +206,7 @@ def show_version(model: str, version: int, engine: EngineDep) -> VersionResponse
     },
 )
 def post_move(
-    model: str, version: int, body: MoveRequest, engine: EngineDep, settings: SettingsDep
+    model: str, version: VersionNumber, body: MoveRequest, engine: EngineDep, settings: SettingsDep
 ) -> MovesMade:
     """Move a version in an environment (who, why and the evidence go into the history).
 
@@ -233,7 +234,7 @@ def post_move(
 def list_history(
     model: str,
     engine: EngineDep,
-    version: int | None = None,
+    version: OptionalId = None,
     environment: str | None = None,
     limit: LimitQuery = DEFAULT_PAGE_LIMIT,
     cursor: CursorQuery = None,
@@ -297,7 +298,7 @@ def get_live(
 )
 def list_checks(
     model: str,
-    candidate: int,
+    candidate: VersionNumber,
     engine: EngineDep,
     environment: str | None = None,
     limit: LimitQuery = DEFAULT_PAGE_LIMIT,
