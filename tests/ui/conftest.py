@@ -149,7 +149,13 @@ def new_page(browser):
         context.close()
 
 
-def screenshot(page, name: str, width: int) -> Path:
+@pytest.fixture
+def screenshot():
+    """`screenshot(page, name, width)`: a full-page PNG as an artifact (see `ARTIFACTS`)."""
+    return _screenshot
+
+
+def _screenshot(page, name: str, width: int) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}-{width}.png"
     page.screenshot(path=str(path), full_page=True)

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import screenshot  # noqa: I001 - tests/ui/conftest.py (rootdir import mode)
 
 from inferloop.server import routes_ui
 from inferloop.server.routes_ui import CSP, REFRESH_S
@@ -38,7 +37,9 @@ def _series_points(series: dict, percentile: str = "p95") -> int:
 
 @pytest.mark.parametrize("width", [1280, 390])
 @pytest.mark.parametrize("name", list(PAGES))
-def test_page_loads_clean_with_nothing_leaving_loopback(dashboard, new_page, name, width):
+def test_page_loads_clean_with_nothing_leaving_loopback(
+    dashboard, new_page, screenshot, name, width
+):
     page, seen = new_page(width)
     path = PAGES[name].format(drift=dashboard.seeded.drift_finding_id)
 

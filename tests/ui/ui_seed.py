@@ -31,8 +31,8 @@ from inferloop.store.outbox import (
 )
 
 # The feedback tests' chain (a finding → retrain → canary → rollback): its folder is on the
-# path when the whole suite runs; put it there when only these tests do.
-sys.path.insert(0, str(Path(__file__).parents[1] / "feedback"))
+# path when the whole suite runs; put it there (last) when only these tests do.
+sys.path.append(str(Path(__file__).parents[1] / "feedback"))
 import chain  # noqa: E402
 
 SECOND_NS = 1_000_000_000
