@@ -123,7 +123,9 @@ class Emitter:
         self._stopping = True
         self.wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(max(0.0, timeout - (time.monotonic() - started)) + 1.0)
+            # Only what is left of `timeout`: a worker stuck in a send (a receiver that
+            # never answers) is a daemon thread and is left behind, not waited for.
+            self._thread.join(max(0.0, timeout - (time.monotonic() - started)))
         return delivered
 
     # ------------------------------------------------------------------ serving-thread side

@@ -4,9 +4,8 @@ One test, two phases on the same serving thread: first a receiver that answers 2
 then one that hangs. The serving calls must stay about as fast in the second phase
 (compared with a generous factor: the machine is shared), the SDK's queue and buffer
 must stay within their bounds, every event must be sent or dropped-and-counted, and
-`shutdown(timeout)` must return although a send is stuck: today within the timeout plus
-the one second of grace `Emitter.shutdown` gives the worker's join (measured: 3.0 s for
-a 2 s timeout; the issue asks for the timeout itself, an SDK change).
+`shutdown(timeout)` must return within its timeout although a send is stuck (a small
+margin for the scheduling of a shared machine).
 """
 
 from __future__ import annotations
@@ -144,7 +143,7 @@ def test_hung_receiver_keeps_calls_fast_buffers_bounded_and_shutdown_on_time():
     )
     assert not delivered
     # The worker's join gets one second beyond the timeout (`Emitter.shutdown`).
-    assert shutdown_s <= SHUTDOWN_TIMEOUT_S + 1.5
+    assert shutdown_s <= SHUTDOWN_TIMEOUT_S + 0.3
     assert hung_p50 <= 3 * up_p50 + 20e-6
     assert hung_p99 <= 10 * up_p99 + 1e-3
     assert hung_peaks["queue_depth"] <= QUEUE_SIZE and hung_peaks["buffered"] <= BUFFER_EVENTS
