@@ -38,4 +38,14 @@ fi
 eval "$(bash deploy/services.sh env)"
 export INFERLOOP_TEST_KAFKA_BOOTSTRAP INFERLOOP_TEST_POSTGRES_URL
 
-.venv/bin/python -m pytest "$@"
+if [ "$#" -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+# `make test` with no arguments, in two passes to fit the machine's two cores: first what
+# runs safely side by side (each test has its own SQLite file or PostgreSQL database), on
+# both cores; then, one at a time, what needs the machine to itself: the broker's tests and
+# the slow ones (faults with their own services, the demo, the browser, timings).
+status=0
+.venv/bin/python -m pytest -n 2 -m "not kafka and not slow and not browser" || status=$?
+.venv/bin/python -m pytest -m "kafka or slow or browser" || status=$?
+exit "$status"
