@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path, Query
+from pydantic import Field
 
 MAX_ID = 2**63 - 1
 """The largest row id or version number a store holds."""
@@ -14,3 +15,5 @@ MAX_ID = 2**63 - 1
 RowId = Annotated[int, Path(ge=0, le=MAX_ID, description="A row id.")]
 VersionNumber = Annotated[int, Path(ge=0, le=MAX_ID, description="A registry version number.")]
 OptionalId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
+Nanos = Annotated[int, Field(ge=0, le=MAX_ID)]
+"""A time in a request body, Unix nanoseconds."""

@@ -7,6 +7,8 @@ from pydantic import BaseModel, Field
 from inferloop.store.outbox import DeliveryState
 from inferloop.store.vocabulary import FindingKind, FindingStatus, Severity
 
+from .params import Nanos
+
 
 class IngestAccepted(BaseModel):
     stored: int = Field(description="Events and labels newly stored.")
@@ -148,8 +150,8 @@ class SilenceCreate(BaseModel):
     matchers: list[str] = Field(
         min_length=1, description='Alertmanager matchers, e.g. `model="fraud"`, `kind=~".*drift"`.'
     )
-    starts_at_ns: int | None = Field(None, description="Default: now.")
-    ends_at_ns: int | None = Field(None, description="Give this or `duration`.")
+    starts_at_ns: Nanos | None = Field(None, description="Default: now.")
+    ends_at_ns: Nanos | None = Field(None, description="Give this or `duration`.")
     duration: str | None = Field(None, description="`2h`, `90m`, `1h30m`: from the start.")
     comment: str = ""
     created_by: str = ""
@@ -159,7 +161,7 @@ class SilenceEdit(BaseModel):
     """Fields to change; a change of matchers expires the silence and creates a new one."""
 
     matchers: list[str] | None = Field(None, min_length=1)
-    ends_at_ns: int | None = None
+    ends_at_ns: Nanos | None = None
     duration: str | None = Field(
         None, description="New end, counted from now (or from the start, if it has not begun)."
     )
@@ -198,7 +200,7 @@ class LabelIn(BaseModel):
     model: str = Field(min_length=1, max_length=200)
     prediction_id: str = Field(max_length=200, description="The prediction this label is for.")
     label: object = Field(description="Any JSON value, at most 256 KiB.")
-    time_ns: int | None = Field(None, description="When the label was known; default: now.")
+    time_ns: Nanos | None = Field(None, description="When the label was known; default: now.")
     label_id: str | None = Field(
         None,
         min_length=1,

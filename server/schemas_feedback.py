@@ -8,6 +8,8 @@ from pydantic import BaseModel, Field
 
 from inferloop.feedback import JOIN_POLICIES, VersionState
 
+from .params import Nanos
+
 _Text = Field(min_length=1, max_length=200)
 
 
@@ -84,9 +86,9 @@ class LiveAtResponse(BaseModel):
 
 
 class SnapshotExport(BaseModel):
-    start_ns: int = Field(description="Predictions started from here (Unix ns)…")
-    end_ns: int = Field(description="…to before here.")
-    label_as_of_ns: int | None = Field(
+    start_ns: Nanos = Field(description="Predictions started from here (Unix ns)…")
+    end_ns: Nanos = Field(description="…to before here.")
+    label_as_of_ns: Nanos | None = Field(
         default=None, description="Labels received by then count; default now."
     )
     versions: list[str] | None = Field(default=None, min_length=1, description="Default: all.")

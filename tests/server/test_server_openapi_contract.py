@@ -41,7 +41,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app, headers=AUTH)
 
 
 @schema.parametrize()
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_every_operation_keeps_its_contract(case) -> None:
     case.call_and_validate(
         headers=AUTH,
