@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_setting_flags(demo, "data_dir", *SERVER_SETTINGS)
     demo.add_argument(
-        "--fast", action="store_true", help="shorter windows and more traffic (for tests)"
+        "--fast", action="store_true", help="tighter stage deadlines, for tests (the same story)"
     )
     demo.add_argument(
         "--exit", action="store_true", help="exit when done instead of keeping the platform up"

@@ -52,7 +52,8 @@ def _state_of(demo: Demo, version: int) -> str | None:
 
 
 def _link(demo: Demo, name: str, path: str) -> None:
-    demo.links[name] = f"{demo.url}{path}"
+    """A dashboard page for the summary, on the last 15 minutes: the demo's whole story."""
+    demo.links[name] = f"{demo.url}{path}?range=15m"
 
 
 def run_stages(demo: Demo) -> None:

@@ -56,6 +56,7 @@ class UiRange:
 
 
 RANGES: dict[str, tuple[int, int]] = {
+    "15m": (15 * 60, MINUTE_S),
     "1h": (3600, MINUTE_S),
     "6h": (6 * 3600, MINUTE_S),
     "24h": (24 * 3600, 10 * MINUTE_S),

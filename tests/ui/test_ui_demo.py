@@ -1,13 +1,21 @@
 """`make run`'s demo end to end in fast mode, each stage checked from the store it leaves:
 every event stored, a drift finding alerting the demo's on-call and resolving, labels joined
 (late and corrected ones too), a retrain on a readable snapshot, the slow build rolled back
-with an alert, the fixed build promoted."""
+with an alert, the fixed build promoted; then the dashboard page of each stage, as the
+summary links it, in a real Chromium while the platform keeps serving, and Ctrl-C stopping
+it all. With INFERLOOP_SCREENSHOTS_TO_DOCS=1 the pages' screenshots become the README's."""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -26,31 +34,67 @@ MODEL, ENVIRONMENT = "fraud", "demo"
 EVERY_STATUS = ("pending", "open", "resolved", "dismissed")
 
 
+LINK = re.compile(r"^\s+(?P<name>\S.*?)\s+(?P<url>http://127\.0\.0\.1:\d+/ui\S*)\s*$")
+
+
+@dataclass
+class DemoRun:
+    process: subprocess.Popen
+    output: str
+    data_dir: Path
+    links: dict[str, str] = field(default_factory=dict)
+
+
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+def demo_run(tmp_path_factory) -> Iterator[DemoRun]:
+    """The demo in fast mode, left serving after its summary; Ctrl-C (SIGINT) at the end."""
     data_dir = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFERLOOP_")}
-    command = [sys.executable, "-m", "inferloop.app", "demo", "--fast", "--exit"]
+    env["COLUMNS"] = "200"  # rich wraps at 80 columns without a terminal
+    command = [sys.executable, "-m", "inferloop.app", "demo", "--fast"]
     command += ["--port", "0", "--data-dir", str(data_dir)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    return result, data_dir
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    serving = threading.Event()
+
+    def read_output() -> None:  # to the end, so that the demo never blocks on a full pipe
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "keeps running" in line:
+                serving.set()
+        serving.set()  # the demo ended (a stage failed): stop waiting, show its output
+
+    reader = threading.Thread(target=read_output, name="demo-output", daemon=True)
+    reader.start()
+    serving.wait(timeout=840)
+    run = DemoRun(process, "".join(lines), data_dir)
+    summary = run.output.split("7/7 Summary")[-1]
+    run.links = {m["name"]: m["url"] for m in map(LINK.match, summary.splitlines()) if m}
+    yield run
+    if process.poll() is None:  # a test failed before the Ctrl-C test
+        process.kill()
+        process.wait(timeout=30)
+    reader.join(timeout=30)
+    assert process.stdout is not None
+    process.stdout.close()
 
 
 @pytest.fixture(scope="module")
 def store(demo_run):
-    result, data_dir = demo_run
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    engine = create_engine_for(f"sqlite:///{data_dir / 'demo.db'}")
+    assert demo_run.process.poll() is None, demo_run.output[-6000:]  # still serving
+    engine = create_engine_for(f"sqlite:///{demo_run.data_dir / 'demo.db'}")
     with engine.connect() as connection:
         yield connection
     engine.dispose()
 
 
 def test_every_stage_is_told_and_the_summary_links_the_dashboard(demo_run, store):
-    out = demo_run[0].stdout
     for stage in range(1, 8):
-        assert f"{stage}/7" in out
-    assert "/ui/findings/" in out and "/ui/feedback/fraud" in out
+        assert f"{stage}/7" in demo_run.output
+    assert set(demo_run.links) == {"overview", "drift finding", "alerts", "model", "feedback loop"}
 
 
 def test_nothing_sent_is_lost(store):
@@ -103,3 +147,23 @@ def test_the_slow_build_is_rolled_back_and_the_fixed_one_promoted(store):
     ).all()
     assert ("2", "fail") in {(str(v), o) for v, o in checks}
     assert ("3", "pass") in {(str(v), o) for v, o in checks}
+
+
+def test_the_dashboard_page_of_each_stage_opens_clean_in_chromium(
+    demo_run, store, new_page, screenshot
+):
+    for name, url in demo_run.links.items():
+        page, watched = new_page(1280)
+        response = page.goto(url, wait_until="networkidle")
+        assert response is not None and response.status == 200, (name, url)
+        watched.assert_clean()
+        screenshot(page, "demo-" + name.replace(" ", "-"), 1280)
+        page.context.close()
+
+
+def test_ctrl_c_stops_the_demo_cleanly(demo_run, store):
+    """The module's last test: the demo still serves; Ctrl-C stops all of it, status 0."""
+    started = time.monotonic()
+    demo_run.process.send_signal(signal.SIGINT)
+    assert demo_run.process.wait(timeout=60) == 0
+    assert time.monotonic() - started < 30
