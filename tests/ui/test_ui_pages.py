@@ -314,5 +314,5 @@ def test_an_unknown_range_is_a_400_page_naming_the_ranges(dashboard):
     page = httpx.get(dashboard.url + "/ui/models/fraud?range=2w")
     data = httpx.get(dashboard.url + "/ui/data/models/fraud/series?range=2w")
 
-    assert page.status_code == 400 and "use one of 1h, 6h, 24h, 7d" in page.text
+    assert page.status_code == 400 and "use one of 15m, 1h, 6h, 24h, 7d" in page.text
     assert data.status_code == 400 and "2w" in data.json()["detail"]
