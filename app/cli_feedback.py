@@ -195,14 +195,12 @@ def cmd_snapshots_verify(args: argparse.Namespace) -> int:
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Export a snapshot as of now and queue a retrain request that carries it."""
     from inferloop.feedback import RetrainError, request_retrain
+    from inferloop.settings import NO_REQUEST_DESTINATION
 
     settings = settings_from_args(args)
     destinations = settings.feedback.destination_names()
     if not destinations:
-        return _fail(
-            "no request destination is configured: set INFERLOOP_FEEDBACK__WEBHOOK_URL "
-            "(+ _SECRET), INFERLOOP_FEEDBACK__KAFKA_TOPIC or INFERLOOP_FEEDBACK__COMMAND"
-        )
+        return _fail(NO_REQUEST_DESTINATION)
     try:
         made = request_retrain(
             _engine(args),

@@ -127,6 +127,13 @@ class AlertsSettings(_Section):
     )
 
 
+NO_REQUEST_DESTINATION = (
+    "no request destination is configured: set INFERLOOP_FEEDBACK__WEBHOOK_URL "
+    "(+ _SECRET), INFERLOOP_FEEDBACK__KAFKA_TOPIC or INFERLOOP_FEEDBACK__COMMAND"
+)
+"""What the API and the CLI answer when a request would reach nobody."""
+
+
 class FeedbackSettings(_Section):
     """The guarded rollout's pace, and where redeploy and rollback requests go."""
 

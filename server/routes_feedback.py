@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from inferloop.feedback import RetrainError, request_retrain
+from inferloop.settings import NO_REQUEST_DESTINATION
 from inferloop.store.feedback_pages import requests_page
 from inferloop.store.lineage import UnknownLineageSubject, lineage_of
 
@@ -89,11 +90,7 @@ def post_retrain(
     its URI and hash (202: the destinations receive it through the outbox)."""
     destinations = settings.feedback.destination_names()
     if not destinations:
-        raise HTTPException(
-            409,
-            "no request destination is configured: set INFERLOOP_FEEDBACK__WEBHOOK_URL "
-            "(+ _SECRET), INFERLOOP_FEEDBACK__KAFKA_TOPIC or INFERLOOP_FEEDBACK__COMMAND",
-        )
+        raise HTTPException(409, NO_REQUEST_DESTINATION)
     try:
         made = request_retrain(
             engine,
