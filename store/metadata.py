@@ -17,6 +17,7 @@ _TABLE_MODULES = (
     "inferloop.store.registry",
     "inferloop.store.feedback_tables",
     "inferloop.store.api_keys",
+    "inferloop.store.drift_cells",
 )
 _OPTIONAL_TABLE_MODULES: tuple[str, ...] = ()
 
