@@ -12,6 +12,7 @@ from inferloop.store.vocabulary import CheckScope
 from ._checks import CheckContext, CheckResult, ReportFrames
 from ._data_quality import data_quality
 from ._drift import alarming_columns, compute_drift
+from ._drift_cells import drift_cells, embedding_cell
 from ._embeddings import embedding_drift
 from ._observations import data_quality_observations, drift_observations, embedding_observation
 from ._payloads import PREDICTION_ID
@@ -41,12 +42,14 @@ class DriftCheck:
         report = compute_drift(reference.profile, current, options)
         alarms = alarming_columns(report, options)
         window = context.against(reference.description)
+        cells = drift_cells(window, report, alarms, options)
         embedding_found = []
         for name, profile in reference.embeddings.items():
             columns = list(profile.samples)
             if set(columns) <= set(current.columns):
                 result = embedding_drift(profile, current.select(columns))
                 embedding_found += embedding_observation(window, name, result)
+                cells.append(embedding_cell(window, name, result))
         ids = (
             current[PREDICTION_ID].unique(maintain_order=True).head(SAMPLE_PREDICTION_IDS).to_list()
             if PREDICTION_ID in current.columns
@@ -56,6 +59,7 @@ class DriftCheck:
             drift_observations(window, report, alarms, ids) + embedding_found,
             evaluated=True,
             report_frames=ReportFrames(current, reference),
+            drift_cells=cells,
         )
 
 

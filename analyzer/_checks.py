@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from inferloop.store.vocabulary import CheckScope
 
 from ._config import AnalyzerConfig
+from ._drift_cells import DriftCellResult
 from ._observations import Observation, Window
 from ._payloads import features_frame
 from ._reference_cache import LoadedReference, ReferenceCache
@@ -40,12 +41,14 @@ class CheckResult:
 
     `evaluated` says the check had enough data to judge its scope: only then can the
     scope's earlier findings resolve. `report_frames`, when given, let the run render
-    reports of the findings that open.
+    reports of the findings that open. `drift_cells` are every drift test it ran, for
+    the drift table (alarmed or not).
     """
 
     observations: list[Observation] = field(default_factory=list)
     evaluated: bool = False
     report_frames: ReportFrames | None = None
+    drift_cells: list[DriftCellResult] = field(default_factory=list)
 
 
 class Check(Protocol):

@@ -2,8 +2,8 @@
 
 Per active version, the run reads the current window and the period before it, builds a
 `CheckContext` and runs every check; then, in one transaction, the observations become
-findings (only the scopes a check evaluated can resolve), and drift findings that open
-get their Evidently report.
+findings (only the scopes a check evaluated can resolve) and every drift test becomes a
+cell of the drift table; drift findings that open get their Evidently report.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from inferloop.store.base import begin_write
+from inferloop.store.drift_cells import write_cells
 from inferloop.store.events_read import window_events
 from inferloop.store.vocabulary import CheckScope, FindingStatus
 
@@ -23,6 +24,7 @@ from ._check_labels import LabelQualityCheck
 from ._check_performance import ChangePointCheck, PerformanceCheck
 from ._checks import NS, Check, CheckContext, ReportFrames
 from ._config import AnalyzerConfig
+from ._drift_cells import DriftCellResult
 from ._findings import FindingChange, apply_observations
 from ._observations import Observation, Window
 from ._reference_cache import ReferenceCache
@@ -66,6 +68,7 @@ class ModelAnalysis:
         observations: list[Observation] = []
         evaluated: set[tuple[str | None, CheckScope]] = set()
         report_frames: dict[str, ReportFrames] = {}
+        cells: list[DriftCellResult] = []
         with self.engine.connect() as connection:
             for version in versions:
                 context = CheckContext(
@@ -81,6 +84,7 @@ class ModelAnalysis:
                 for check in self.checks:
                     result = check.run(context)
                     observations += result.observations
+                    cells += result.drift_cells
                     if result.evaluated:
                         evaluated.add((version, check.scope))
                     if result.report_frames is not None:
@@ -95,6 +99,7 @@ class ModelAnalysis:
                 confirm_runs=self.config.confirm_runs,
                 confirm_after_ns=self.config.confirm_after_ns,
             )
+            write_cells(connection, _cell_rows(cells, changes, now_ns))
         if self.config.render_reports:
             self._render_reports(changes, report_frames)
         return changes
@@ -127,3 +132,19 @@ class ModelAnalysis:
                 logger.exception(
                     "could not render the drift report of finding %s", change.finding_id
                 )
+
+
+def _cell_rows(
+    cells: list[DriftCellResult], changes: list[FindingChange], now_ns: int
+) -> list[dict]:
+    """The cells as rows, each alarmed one with the id of the finding it raised or updated."""
+    finding_ids = {
+        change.fingerprint: change.finding_id for change in changes if change.observation
+    }
+    return [
+        cell.row(
+            finding_id=finding_ids.get(cell.fingerprint) if cell.alarmed else None,
+            analyzed_at_ns=now_ns,
+        )
+        for cell in cells
+    ]

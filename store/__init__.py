@@ -2,7 +2,7 @@
 
 One module per job: the tables (`tables`, `analysis`), the shared vocabulary of the
 findings table (`vocabulary`), the dialect-aware insert (`dialect`), and the queries, by table: rollups, completeness, analysis reads of
-events, findings, references, leases, dead letters; retention prunes raw events.
+events, findings, drift cells, references, leases, dead letters; retention prunes raw events.
 """
 
 from .analysis import AnalyzerLease, DriftReference, Finding
@@ -10,6 +10,7 @@ from .base import Base, create_engine_for
 from .completeness import Completeness, completeness
 from .dead_letters import recent_dead_letters
 from .dialect import dialect_insert
+from .drift_cells import DriftCell, drift_cells, write_cells
 from .events_read import (
     EVENT_COLUMNS,
     active_models,
@@ -53,6 +54,7 @@ __all__ = [
     "Completeness",
     "DeadLetter",
     "DeliveryRange",
+    "DriftCell",
     "DriftReference",
     "Event",
     "Finding",
@@ -77,6 +79,7 @@ __all__ = [
     "current",
     "dialect_insert",
     "downgrade",
+    "drift_cells",
     "finding_report_path",
     "finish_model",
     "first_events",
@@ -96,4 +99,5 @@ __all__ = [
     "update_finding",
     "upgrade",
     "window_events",
+    "write_cells",
 ]

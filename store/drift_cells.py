@@ -110,3 +110,73 @@ def drift_cells(
     if limit is not None:
         query = query.limit(limit)
     return list(connection.execute(query))
+
+
+def drift_heatmap(
+    connection: sa.Connection, model: str, *, start_ns: int, end_ns: int, bucket_ns: int
+) -> list[sa.Row]:
+    """The model's cells in [start_ns, end_ns) merged into buckets of `bucket_ns` by the end
+    of their window: per (bucket, version, kind, feature) how many windows were tested,
+    drifted and alarmed, the latest finding raised, and the latest window's test and score.
+
+    `bucket` counts buckets from `start_ns`. One statement: the grouping reads a range of
+    the primary key and the latest cell of each group is found again through it.
+    """
+    if bucket_ns <= 0:
+        raise ValueError("bucket_ns must be positive")
+    in_range = (
+        _CELLS.c.model == model,
+        _CELLS.c.window_end_ns >= start_ns,
+        _CELLS.c.window_end_ns < end_ns,
+    )
+    bucket = ((_CELLS.c.window_end_ns - start_ns) // bucket_ns).label("bucket")
+    groups = (
+        sa.select(
+            bucket,
+            _CELLS.c.version,
+            _CELLS.c.kind,
+            _CELLS.c.feature,
+            sa.func.count().label("windows"),
+            sa.func.sum(sa.case((_CELLS.c.drifted, 1), else_=0)).label("drifted_windows"),
+            sa.func.sum(sa.case((_CELLS.c.alarmed, 1), else_=0)).label("alarmed_windows"),
+            sa.func.max(_CELLS.c.window_end_ns).label("last_end_ns"),
+            sa.func.max(_CELLS.c.finding_id).label("finding_id"),
+        )
+        .where(*in_range)
+        .group_by(bucket, _CELLS.c.version, _CELLS.c.kind, _CELLS.c.feature)
+        .subquery("groups")
+    )
+    latest = _CELLS.alias("latest")
+    query = (
+        sa.select(
+            groups,
+            latest.c.window_start_ns.label("last_start_ns"),
+            latest.c.test,
+            latest.c.score,
+            latest.c.score_kind,
+            latest.c.threshold,
+            latest.c.drifted,
+            latest.c.alarmed,
+            _FINDINGS.c.status.label("finding_status"),
+            _FINDINGS.c.report_path,
+        )
+        .join(
+            latest,
+            sa.and_(
+                latest.c.model == model,
+                latest.c.window_end_ns == groups.c.last_end_ns,
+                latest.c.version == groups.c.version,
+                latest.c.kind == groups.c.kind,
+                latest.c.feature == groups.c.feature,
+            ),
+        )
+        .outerjoin(_FINDINGS, _FINDINGS.c.id == groups.c.finding_id)
+        .order_by(groups.c.version, groups.c.kind, groups.c.feature, groups.c.bucket)
+    )
+    return list(connection.execute(query))
+
+
+def any_drift_cell(connection: sa.Connection, model: str) -> bool:
+    """Whether the analyzer ever tested drift of `model` (the key starts with the model)."""
+    query = sa.select(_CELLS.c.model).where(_CELLS.c.model == model).limit(1)
+    return connection.execute(query).first() is not None

@@ -19,6 +19,7 @@ from inferloop.store.dashboard_queries import (
     model_known,
     model_totals,
 )
+from inferloop.store.drift_cells import any_drift_cell, drift_heatmap, write_cells
 from inferloop.store.rollups import latency_summary, minute_series
 from inferloop.store.sketch import quantiles
 
@@ -195,3 +196,51 @@ def test_the_hour_cache_refuses_ranges_off_the_hour(hours_stored):
     engine, *_ = hours_stored
     with engine.connect() as connection, pytest.raises(ValueError, match="whole hours"):
         HourCache().hours(connection, start_s=60, end_s=3600)
+
+
+def test_the_drift_heatmap_reads_through_the_drift_table_key(migrated_engine):
+    minute = 60 * 1_000_000_000
+    cells = [
+        {
+            "model": model,
+            "window_end_ns": m * minute,
+            "version": "v1",
+            "kind": "data_drift",
+            "feature": feature,
+            "window_start_ns": (m - 60) * minute,
+            "column_kind": "num",
+            "test": "ks",
+            "statistic": 0.1,
+            "score": 0.5,
+            "score_kind": "p_value",
+            "threshold": 0.05,
+            "effect_name": None,
+            "effect": None,
+            "drifted": False,
+            "alarmed": False,
+            "reference_rows": 10,
+            "current_rows": 10,
+            "baseline": {},
+            "finding_id": None,
+            "analyzed_at_ns": m * minute,
+        }
+        for model in ("fraud", "other")
+        for m in range(1, 30)
+        for feature in ("age", "income")
+    ]
+    with migrated_engine.begin() as connection:
+        write_cells(connection, cells)
+
+    def run(connection) -> None:
+        drift_heatmap(connection, "fraud", start_ns=minute, end_ns=20 * minute, bucket_ns=minute)
+        any_drift_cell(connection, "fraud")
+
+    plans = _plans(migrated_engine, run)
+
+    assert len(plans) == 2
+    for plan in plans:
+        if migrated_engine.dialect.name == "sqlite":
+            assert "SCAN drift_cells" not in plan and "SCAN latest" not in plan, plan
+            assert "INDEX sqlite_autoindex_drift_cells_1" in plan, plan
+        else:
+            assert "pk_drift_cells" in plan and "Seq Scan" not in plan, plan
