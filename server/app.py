@@ -19,6 +19,7 @@ from . import (
     routes_alert_rules,
     routes_alerts,
     routes_dead_letters,
+    routes_drift,
     routes_feedback,
     routes_findings,
     routes_health,
@@ -83,6 +84,7 @@ def create_app(
     app.include_router(routes_metrics.router)
     app.include_router(routes_dead_letters.router)
     app.include_router(routes_findings.router)
+    app.include_router(routes_drift.router)
     app.include_router(routes_references.router)
     app.include_router(routes_alerts.router)
     app.include_router(routes_alert_rules.router)
