@@ -1,6 +1,7 @@
 """The figures derived from a batch's new events: pure, vectorised maths, no SQL.
 
-Per (model, version, minute) rollups with a latency sketch, runs of contiguous
+Per (model, version, minute) rollups with a latency sketch and GPU time, the same
+per hour (the batch's minutes merged), runs of contiguous
 sequence numbers per (emitter, model), and SDK drop totals per minute. The
 columns come out of the rows in C (``map(itemgetter(...))``), then numpy groups
 them with integer keys (one sort each), so the cost per event stays well under a
@@ -17,7 +18,7 @@ from operator import itemgetter
 import numpy as np
 
 from inferloop.grains import MINUTE_NS, MINUTE_S
-from inferloop.store.sketch import bucket_indexes
+from inferloop.store.sketch import bucket_indexes, merge_into
 
 from .contract import EVENT_COLUMNS, UNSEQUENCED_EMITTER_ID, LabelEvent
 from .validation import DropReport
@@ -28,8 +29,9 @@ _BUCKET_BITS = 16
 _MINUTE_BITS = 40
 """Bits of a (series, minute) group key holding the minute number (Unix minutes < 2**40)."""
 
+HOUR_S = 3600
 RollupKey = tuple[str, str, int]
-"""(model, version, minute_start_s)."""
+"""(model, version, minute_start_s or hour_start_s)."""
 DeliveryRun = tuple[str, str, int, int, int, int]
 """(emitter_id, model, first seq, last seq, first time_ns, last time_ns)."""
 DropKey = tuple[str, int, str]
@@ -37,12 +39,17 @@ DropKey = tuple[str, int, str]
 
 
 @dataclass(slots=True)
-class MinuteAggregate:
+class RollupAggregate:
+    """What a batch adds to one rollup row (a minute or an hour of one model/version)."""
+
     count: int
     errors: int
     latency_sum_ns: int
     latency_max_ns: int
     histogram: dict[str, int]
+    device_count: int = 0
+    device_time_sum_ns: int = 0
+    device_time_max_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +62,8 @@ class DerivedFigures:
     the rows actually inserted, so a redelivery still adds nothing.
     """
 
-    aggregates: dict[RollupKey, MinuteAggregate]
+    aggregates: dict[RollupKey, RollupAggregate]
+    hours: dict[RollupKey, RollupAggregate]
     delivery_runs: list[DeliveryRun]
     drop_totals: dict[DropKey, int]
 
@@ -63,7 +71,16 @@ class DerivedFigures:
 class _RowColumns:
     """The columns the derived figures need, taken from ``events`` rows."""
 
-    __slots__ = ("emitters", "models", "versions", "seqs", "start_ns", "latency_ns", "failed")
+    __slots__ = (
+        "emitters",
+        "models",
+        "versions",
+        "seqs",
+        "start_ns",
+        "latency_ns",
+        "failed",
+        "device_ns",
+    )
 
     def __init__(self, rows: Sequence[tuple]) -> None:
         n = len(rows)
@@ -78,6 +95,9 @@ class _RowColumns:
         self.start_ns = np.fromiter(column("start_time_ns"), np.int64, n)
         self.latency_ns = np.fromiter(column("latency_ns"), np.int64, n)
         self.failed = np.fromiter(map("error".__eq__, column("status")), np.bool_, n)
+        device = list(column("device_time_ns"))
+        # None (not measured) becomes NaN; None everywhere, the common CPU case, costs a count.
+        self.device_ns = None if device.count(None) == n else np.array(device, np.float64)
 
 
 def _group_index(keys: list) -> tuple[list, np.ndarray]:
@@ -89,8 +109,8 @@ def _group_index(keys: list) -> tuple[list, np.ndarray]:
     return distinct, np.fromiter(map(position.__getitem__, keys), np.int64, len(keys))
 
 
-def _minute_aggregates(columns: _RowColumns) -> dict[RollupKey, MinuteAggregate]:
-    """Per (model, version, minute): count, errors, latency sum/max and histogram."""
+def _minute_aggregates(columns: _RowColumns) -> dict[RollupKey, RollupAggregate]:
+    """Per (model, version, minute): count, errors, latency sum/max, histogram, GPU time."""
     latency = columns.latency_ns
     minutes = columns.start_ns // MINUTE_NS
     series, series_index = _group_index(list(zip(columns.models, columns.versions, strict=True)))
@@ -110,18 +130,59 @@ def _minute_aggregates(columns: _RowColumns) -> dict[RollupKey, MinuteAggregate]
     histograms: list[dict[str, int]] = [{} for _ in range(groups)]
     for pair, count in zip(pairs.tolist(), pair_counts.tolist(), strict=True):
         histograms[pair >> _BUCKET_BITS][str(pair & ((1 << _BUCKET_BITS) - 1))] = count
+    device_counts = device_sums = device_maxima = np.zeros(groups, np.int64)
+    if columns.device_ns is not None:
+        measured = ~np.isnan(columns.device_ns)
+        device = np.where(measured, columns.device_ns, 0.0)
+        device_counts = np.bincount(group, weights=measured, minlength=groups)
+        device_sums = np.bincount(group, weights=device, minlength=groups)
+        device_maxima = np.maximum.reduceat(device[order], starts)
     aggregates = {}
     for g, key in enumerate(group_keys.tolist()):
         model, version = series[key >> _MINUTE_BITS]
         minute_start_s = (key & ((1 << _MINUTE_BITS) - 1)) * MINUTE_S
-        aggregates[(model, version, minute_start_s)] = MinuteAggregate(
+        aggregates[(model, version, minute_start_s)] = RollupAggregate(
             count=int(counts[g]),
             errors=int(errors[g]),
             latency_sum_ns=int(sums[g]),
             latency_max_ns=int(maxima[g]),
             histogram=histograms[g],
+            device_count=int(device_counts[g]),
+            device_time_sum_ns=int(device_sums[g]),
+            device_time_max_ns=int(device_maxima[g]),
         )
     return aggregates
+
+
+def hour_aggregates(
+    minutes: dict[RollupKey, RollupAggregate],
+) -> dict[RollupKey, RollupAggregate]:
+    """The minute aggregates merged per (model, version, hour): what the hour rows add."""
+    hours: dict[RollupKey, RollupAggregate] = {}
+    for (model, version, minute_start_s), add in minutes.items():
+        key = (model, version, minute_start_s // HOUR_S * HOUR_S)
+        hour = hours.get(key)
+        if hour is None:
+            hours[key] = RollupAggregate(
+                add.count,
+                add.errors,
+                add.latency_sum_ns,
+                add.latency_max_ns,
+                dict(add.histogram),
+                add.device_count,
+                add.device_time_sum_ns,
+                add.device_time_max_ns,
+            )
+            continue
+        hour.count += add.count
+        hour.errors += add.errors
+        hour.latency_sum_ns += add.latency_sum_ns
+        hour.latency_max_ns = max(hour.latency_max_ns, add.latency_max_ns)
+        merge_into(hour.histogram, add.histogram)
+        hour.device_count += add.device_count
+        hour.device_time_sum_ns += add.device_time_sum_ns
+        hour.device_time_max_ns = max(hour.device_time_max_ns, add.device_time_max_ns)
+    return hours
 
 
 def _delivery_runs(columns: _RowColumns | None, labels: Sequence[LabelEvent]) -> list[DeliveryRun]:
@@ -181,8 +242,10 @@ def derive_figures(
     """Rollups, delivery runs and drop totals of ``rows`` (``events`` rows), ``labels`` and
     ``drops``, all assumed new."""
     columns = _RowColumns(rows) if rows else None
+    minutes = _minute_aggregates(columns) if columns is not None else {}
     return DerivedFigures(
-        aggregates=_minute_aggregates(columns) if columns is not None else {},
+        aggregates=minutes,
+        hours=hour_aggregates(minutes),
         delivery_runs=_delivery_runs(columns, labels) if columns is not None or labels else [],
         drop_totals=_drop_totals(drops),
     )

@@ -2,7 +2,7 @@
 
 Idempotency: events and labels are inserted with ON CONFLICT (event_id) DO
 NOTHING RETURNING event_id (``bulk_insert.py``), and every derived figure
-(rollups, delivery ranges, SDK drop counts; ``rollups.py``) is computed only
+(minute and hour rollups, delivery ranges, SDK drop counts; ``rollups.py``) is computed only
 from the rows that were actually inserted, and merged (``upserts.py``) in the
 same transaction. Redelivering a batch therefore changes nothing.
 """
@@ -78,7 +78,7 @@ def write_events(
     if derived is None or outcome.duplicates:
         stored_drops = _first_of_each(drops, inserted, _event_id)
         derived = derive_figures(stored_rows, stored_labels, stored_drops)
-    update_rollups(connection, derived.aggregates)
+    update_rollups(connection, derived.aggregates, derived.hours)
     update_sdk_drops(connection, derived.drop_totals)
     update_delivery(connection, derived.delivery_runs)
     return outcome

@@ -1,4 +1,7 @@
-"""Model health read from rollups: latency percentiles, per-minute series, completeness."""
+"""Model health read from rollups: latency percentiles, bucketed series, completeness.
+
+Percentiles and GPU time come precomputed from the minute and hour rollups (see
+`inferloop.store.dashboard_queries`): a week costs about as much as an hour."""
 
 from __future__ import annotations
 
@@ -9,10 +12,10 @@ from fastapi import APIRouter, HTTPException, Query
 
 from inferloop.grains import ceil_to_minute_s, floor_to_minute_s
 from inferloop.store.completeness import completeness
-from inferloop.store.rollups import latency_summary, minute_series
+from inferloop.store.dashboard_queries import HOUR_S, bucketed_series, range_summary
 
 from .deps import ApiKeyDep, EngineDep
-from .schemas import CompletenessResponse, LatencyResponse, MinutePointResponse
+from .schemas import CompletenessResponse, LatencyResponse, SeriesPointResponse
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ApiKeyDep])
 
@@ -24,6 +27,21 @@ StartS = Annotated[
 ]
 EndS = Annotated[
     float | None, Query(ge=0, le=MAX_TIME_S, description="Range end, Unix seconds; default now.")
+]
+MAX_POINTS = 1440
+"""The most buckets one series answer holds (a day of minutes)."""
+MINUTE_GRAIN_UP_TO_S = 6 * HOUR_S
+"""Ranges up to this long default to minute buckets, longer ones to hour buckets."""
+StepS = Annotated[
+    int | None,
+    Query(
+        ge=60,
+        le=7 * 24 * HOUR_S,
+        multiple_of=60,
+        description="Bucket length in seconds, a multiple of 60; multiples of 3600 read the "
+        "hour rollups. Default: 60 for ranges up to 6 h, else 3600. At most "
+        f"{MAX_POINTS} buckets per answer.",
+    ),
 ]
 
 
@@ -54,13 +72,13 @@ def get_latency(
     end_s: EndS = None,
     version: str | None = None,
 ) -> LatencyResponse:
-    """Count, errors and p50/p95/p99 for any range, merged from per-minute histograms."""
+    """Count, errors, p50/p95/p99 and GPU time for any range: whole hours from the hour
+    rollups, the edges from minutes."""
     start_minute, end_minute = _minute_range(start_s, end_s)
     with engine.connect() as connection:
-        summary = latency_summary(
+        summary = range_summary(
             connection, model, start_s=start_minute, end_s=end_minute, version=version
         )
-    q = summary.quantiles_ns
     return LatencyResponse(
         model=model,
         version=version,
@@ -70,36 +88,61 @@ def get_latency(
         errors=summary.errors,
         mean_ms=_ms(summary.mean_ns),
         max_ms=_ms(summary.max_ns),
-        p50_ms=_ms(q[0.5]),
-        p95_ms=_ms(q[0.95]),
-        p99_ms=_ms(q[0.99]),
+        p50_ms=_ms(summary.p50_ns),
+        p95_ms=_ms(summary.p95_ns),
+        p99_ms=_ms(summary.p99_ns),
+        gpu_count=summary.device_count,
+        gpu_mean_ms=_ms(summary.device_mean_ns),
+        gpu_max_ms=_ms(summary.device_max_ns),
     )
 
 
-@router.get("/{model}/series", response_model=list[MinutePointResponse])
+@router.get(
+    "/{model}/series",
+    response_model=list[SeriesPointResponse],
+    responses={422: {"description": "A bad range or step, or more buckets than allowed."}},
+)
 def get_series(
     model: str,
     engine: EngineDep,
     start_s: StartS = None,
     end_s: EndS = None,
     version: str | None = None,
-) -> list[MinutePointResponse]:
-    start_minute, end_minute = _minute_range(start_s, end_s)
+    step_s: StepS = None,
+) -> list[SeriesPointResponse]:
+    """Per bucket: count, errors, throughput, p50/p95/p99 and GPU time (versions merged
+    unless `version` is given). Hour steps start on the hour before the range start."""
+    start, end = _minute_range(start_s, end_s)
+    step = step_s or (60 if end - start <= MINUTE_GRAIN_UP_TO_S else HOUR_S)
+    if step % HOUR_S == 0:
+        start = start // HOUR_S * HOUR_S
+    if -(-(end - start) // step) > MAX_POINTS:
+        raise HTTPException(422, f"more than {MAX_POINTS} buckets: use a longer step_s")
     with engine.connect() as connection:
-        points = minute_series(
-            connection, model, start_s=start_minute, end_s=end_minute, version=version
+        total, _ = bucketed_series(
+            connection,
+            model,
+            start_s=start,
+            end_s=end,
+            step_s=step,
+            versions=None if version is None else [version],
         )
     return [
-        MinutePointResponse(
-            minute_start_s=p.minute_start_s,
-            count=p.count,
-            errors=p.errors,
-            throughput_per_s=p.throughput_per_s,
-            p50_ms=_ms(p.p50_ns),
-            p95_ms=_ms(p.p95_ns),
-            p99_ms=_ms(p.p99_ns),
+        SeriesPointResponse(
+            start_s=total.t[i],
+            step_s=step,
+            count=total.count[i],
+            errors=total.errors[i],
+            throughput_per_s=total.count[i] / step,
+            p50_ms=total.p50_ms[i],
+            p95_ms=total.p95_ms[i],
+            p99_ms=total.p99_ms[i],
+            gpu_count=total.gpu_count[i],
+            gpu_mean_ms=total.gpu_mean_ms[i],
+            gpu_max_ms=total.gpu_max_ms[i],
         )
-        for p in points
+        for i in range(len(total.t))
+        if total.count[i]
     ]
 
 

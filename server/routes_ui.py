@@ -25,7 +25,6 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from inferloop.alerts import SilenceExpired, UnknownSilence, add_silence, expire_stored_silence
-from inferloop.store.dashboard_queries import HourCache
 from inferloop.store.findings import finding_report_path
 from inferloop.store.lineage import UnknownLineageSubject, lineage_of
 
@@ -121,15 +120,6 @@ def _not_found(request: Request, what: str) -> Response:
     return _render(request, "404.html", {"what": what}, status=404)
 
 
-def _hours(request: Request) -> HourCache:
-    """The app's cache of merged hours (made on first use: one per app, not per process)."""
-    state = request.app.state
-    cache = getattr(state, "ui_hours", None)
-    if cache is None:
-        cache = state.ui_hours = HourCache()
-    return cache
-
-
 def _range_or_400(request: Request):
     try:
         return ui_views.resolve_range(request.query_params.get("range"), time.time())
@@ -174,7 +164,7 @@ def ui_root() -> Response:
 def overview(request: Request) -> Response:
     def build(connection):
         window = _range_or_400(request)
-        data = ui_views.overview_page(connection, window, hours=_hours(request))
+        data = ui_views.overview_page(connection, window)
         return _render(request, "overview.html", {"window": window, **data})
 
     return _page(request, build)
@@ -184,7 +174,7 @@ def overview(request: Request) -> Response:
 def model_detail(request: Request, model: str) -> Response:
     def build(connection):
         window = _range_or_400(request)
-        data = ui_views.model_page(connection, model, window, hours=_hours(request))
+        data = ui_views.model_page(connection, model, window)
         if data is None:
             return _not_found(request, f"no model {model!r}: it has no events and no versions")
         percentile = request.query_params.get("p", "p95")
@@ -204,7 +194,7 @@ def model_series_data(request: Request, model: str) -> Response:
         ui_principal(request)
         window = _range_or_400(request)
         with request.app.state.inferloop.engine.connect() as connection:
-            data = ui_views.model_series(connection, model, window, hours=_hours(request))
+            data = ui_views.model_series(connection, model, window)
     except UiRefusal as refusal:
         return JSONResponse({"detail": refusal.detail}, status_code=refusal.status)
     return JSONResponse(data, headers={"Cache-Control": "no-store"})

@@ -45,16 +45,25 @@ class LatencyResponse(BaseModel):
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    gpu_count: int = Field(description="Calls that measured GPU (device) time.")
+    gpu_mean_ms: float | None = Field(description="Mean GPU time of those calls.")
+    gpu_max_ms: float | None = Field(description="Longest GPU time of those calls.")
 
 
-class MinutePointResponse(BaseModel):
-    minute_start_s: int
+class SeriesPointResponse(BaseModel):
+    """One bucket of a series; buckets without calls are left out."""
+
+    start_s: int = Field(description="Bucket start, Unix seconds.")
+    step_s: int = Field(description="Bucket length, seconds.")
     count: int
     errors: int
     throughput_per_s: float
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    gpu_count: int = Field(description="Calls that measured GPU (device) time.")
+    gpu_mean_ms: float | None = Field(description="Mean GPU time of those calls.")
+    gpu_max_ms: float | None = Field(description="Longest GPU time of those calls.")
 
 
 class CompletenessResponse(BaseModel):

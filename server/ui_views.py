@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from inferloop.alerts import silence_state, stored_silences
 from inferloop.grains import MINUTE_S, ceil_to_minute_s
 from inferloop.store.dashboard_queries import (
-    HourCache,
     bucketed_series,
     call_buckets,
     model_known,
@@ -82,11 +81,9 @@ def _ms(value_ns: float | None) -> float | None:
     return None if value_ns is None else value_ns / 1e6
 
 
-def overview_page(
-    connection: sa.Connection, window: UiRange, *, hours: HourCache | None = None
-) -> dict[str, Any]:
+def overview_page(connection: sa.Connection, window: UiRange) -> dict[str, Any]:
     """One card per model, and the open findings most severe first."""
-    totals = model_totals(connection, start_s=window.start_s, end_s=window.end_s, hours=hours)
+    totals = model_totals(connection, start_s=window.start_s, end_s=window.end_s)
     spark_step = max(window.step_s, (window.end_s - window.start_s) // 48)
     sparks = call_buckets(connection, start_s=window.start_s, end_s=window.end_s, step_s=spark_step)
     open_counts = open_findings_by_model(connection)
@@ -127,16 +124,12 @@ def overview_page(
     return {"models": models, "attention": attention}
 
 
-def model_page(
-    connection: sa.Connection, model: str, window: UiRange, *, hours: HourCache | None = None
-) -> dict[str, Any] | None:
+def model_page(connection: sa.Connection, model: str, window: UiRange) -> dict[str, Any] | None:
     """The header figures of a model page (the charts fetch `model_series`); None if unknown."""
     versions = versions_page(connection, model, after=None, limit=_PAGE_ROWS)
     if not versions and not model_known(connection, model):
         return None
-    found = model_totals(
-        connection, start_s=window.start_s, end_s=window.end_s, model=model, hours=hours
-    )
+    found = model_totals(connection, start_s=window.start_s, end_s=window.end_s, model=model)
     totals = found[0] if found else None
     return {
         "model": model,
@@ -149,18 +142,15 @@ def model_page(
     }
 
 
-def model_series(
-    connection: sa.Connection, model: str, window: UiRange, *, hours: HourCache | None = None
-) -> dict[str, Any]:
-    """Columnar chart data: buckets of the range, all versions and each, with the
-    registry's moves in the range as markers."""
+def model_series(connection: sa.Connection, model: str, window: UiRange) -> dict[str, Any]:
+    """Columnar chart data: buckets of the range, all versions and each (latency, calls,
+    errors, GPU time), with the registry's moves in the range as markers."""
     total, by_version = bucketed_series(
         connection,
         model,
         start_s=window.start_s,
         end_s=window.end_s,
         step_s=window.step_s,
-        hours=hours,
     )
     moves = history_page(connection, model, after=None, limit=_PAGE_ROWS * 4)
     markers = [

@@ -34,7 +34,7 @@ from .references import active_reference, pin_reference, set_reference_path
 from .retention import RetentionWorker, prune_raw_events
 from .rollups import LatencySummary, MinutePoint, latency_summary, minute_series
 from .sketch import bucket_counts, bucket_indexes, merge_into, quantiles
-from .tables import DeadLetter, DeliveryRange, Event, Label, MinuteRollup, SdkDrops
+from .tables import DeadLetter, DeliveryRange, Event, HourRollup, Label, MinuteRollup, SdkDrops
 from .vocabulary import (
     ACTIVE_STATUSES,
     SCOPE_OF_KIND,
@@ -60,6 +60,7 @@ __all__ = [
     "Finding",
     "FindingKind",
     "FindingStatus",
+    "HourRollup",
     "Label",
     "LatencySummary",
     "MinutePoint",

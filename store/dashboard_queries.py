@@ -1,16 +1,17 @@
-"""Reads for the dashboard pages: per-model totals, bucketed series, open findings.
+"""Reads for the dashboard pages and the model API: totals, bucketed series, findings.
 
 Pages ask for whole ranges (an hour to a week), so these aggregate in SQL wherever the
-answer is a sum (calls, errors: `GROUP BY` over the minute rollups, served by the rollups'
-indexes) and merge latency histograms only where a percentile is asked for, one merged
-histogram per chart bucket rather than one quantile computation per minute.
+answer is a sum (calls, errors: `GROUP BY` over the rollups, served by their indexes) and
+read percentiles precomputed at ingest wherever a chart bucket or range is one rollup row:
+a minute bucket of one version reads its minute row, an hour bucket its hour row
+(`hour_rollups`), and a range's whole hours come from the hour rows, its ragged edges from
+minutes. Histograms are decoded and merged only where a bucket spans several rows (all
+versions together, or ten minutes), one merged histogram per bucket.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,54 +19,201 @@ import orjson
 import sqlalchemy as sa
 
 from .analysis import Finding
-from .sketch import bucket_value, merge_into
-from .tables import MinuteRollup
+from .sketch import merge_into, percentiles
+from .tables import HourRollup, MinuteRollup
 from .vocabulary import ACTIVE_STATUSES
 
 __all__ = [
     "HOUR_S",
     "BucketSeries",
-    "HourCache",
     "ModelTotals",
+    "RangeSummary",
     "bucketed_series",
-    "model_known",
     "call_buckets",
+    "model_known",
     "model_totals",
     "open_findings_by_model",
+    "range_summary",
 ]
 
 _ROLLUPS = MinuteRollup.__table__
+_HOURS = HourRollup.__table__
 _FINDINGS = Finding.__table__
-_QS = (0.5, 0.95, 0.99)
 HOUR_S = 3600
-# The histogram as the driver returns it: text on SQLite (decoded here with orjson, about
-# 3x faster than SQLAlchemy's json.loads per row), already a dict from psycopg.
-_HISTOGRAM = sa.type_coerce(_ROLLUPS.c.histogram, sa.Text).label("histogram")
 
 
-def _decoded(value: Any) -> Mapping[str, int]:
-    if isinstance(value, str | bytes):
-        return orjson.loads(value)
-    return value or {}
+def _columns_of(table: sa.Table, start: sa.ColumnElement) -> list[sa.ColumnElement]:
+    """What every read takes from a rollup row, the same labels at both grains. The
+    histogram comes as text (decoded with orjson, only where a bucket merges rows: psycopg
+    would otherwise parse every row's JSON)."""
+    c = table.c
+    return [
+        c.model,
+        c.version,
+        start.label("start"),
+        c.count,
+        c.errors,
+        c.latency_sum_ns,
+        c.latency_max_ns,
+        c.p50_ns,
+        c.p95_ns,
+        c.p99_ns,
+        c.device_count,
+        c.device_time_sum_ns,
+        c.device_time_max_ns,
+        sa.cast(c.histogram, sa.Text).label("histogram"),
+    ]
 
 
-def _quantiles(histogram: Mapping[str, int]) -> list[float | None]:
-    """p50, p95, p99 of a merged histogram: the same ranks and bucket values as
-    `sketch.quantiles`, in one pass over the sorted buckets and without numpy (a chart
-    asks for hundreds of small histograms, where numpy's per-call cost dominates)."""
-    items = sorted((int(k), c) for k, c in histogram.items() if c > 0)
-    total = sum(c for _, c in items)
-    if total == 0:
-        return [None] * len(_QS)
-    found: list[float | None] = []
-    index, below = 0, 0  # `below`: the count in buckets before `index`
-    for q in _QS:  # ascending, so the walk only moves forward
-        rank = math.floor(q * (total - 1))
-        while below + items[index][1] <= rank:
-            below += items[index][1]
-            index += 1
-        found.append(bucket_value(items[index][0]))
-    return found
+class _Cell:
+    """The rows that fall into one bucket (or range), summed; percentiles taken from the
+    one row's precomputed ones, or from the rows' histograms merged."""
+
+    __slots__ = (
+        "count",
+        "errors",
+        "latency_sum_ns",
+        "latency_max_ns",
+        "device_count",
+        "device_time_sum_ns",
+        "device_time_max_ns",
+        "_parts",
+        "_merged",
+    )
+
+    def __init__(self) -> None:
+        self.count = self.errors = self.latency_sum_ns = self.latency_max_ns = 0
+        self.device_count = self.device_time_sum_ns = self.device_time_max_ns = 0
+        self._parts: list[tuple[tuple, Any]] = []
+        self._merged: dict[str, int] | None = None
+
+    def add_row(self, row: sa.Row) -> None:
+        self._sum(row)
+        self._parts.append(((row.p50_ns, row.p95_ns, row.p99_ns), row.histogram))
+
+    def add_cell(self, cell: _Cell) -> None:
+        self._sum(cell)
+        self._parts.append((None, cell))
+
+    def _sum(self, other) -> None:
+        self.count += other.count
+        self.errors += other.errors
+        self.latency_sum_ns += other.latency_sum_ns
+        self.latency_max_ns = max(self.latency_max_ns, other.latency_max_ns)
+        self.device_count += other.device_count
+        self.device_time_sum_ns += other.device_time_sum_ns
+        self.device_time_max_ns = max(self.device_time_max_ns, other.device_time_max_ns)
+
+    def histogram(self) -> dict[str, int]:
+        if self._merged is None:
+            decoded = [_decoded(source) for _, source in self._parts]
+            if len(decoded) == 1:
+                self._merged = decoded[0]
+            else:
+                self._merged = {}
+                for histogram in decoded:
+                    merge_into(self._merged, histogram)
+        return self._merged
+
+    def percentiles(self) -> tuple[float | None, float | None, float | None]:
+        if len(self._parts) == 1:
+            stored, source = self._parts[0]
+            return source.percentiles() if stored is None else stored
+        return percentiles(self.histogram()) if self._parts else (None, None, None)
+
+
+def _decoded(source: Any) -> dict[str, int]:
+    if isinstance(source, _Cell):
+        return source.histogram()
+    if isinstance(source, str | bytes):
+        return orjson.loads(source)
+    return source or {}
+
+
+def _whole_hours(start_s: int, end_s: int) -> tuple[int, int]:
+    """The first and last hour boundaries inside ``[start_s, end_s]`` (first >= last: none)."""
+    return -(-start_s // HOUR_S) * HOUR_S, end_s // HOUR_S * HOUR_S
+
+
+def _range_rows(
+    connection: sa.Connection,
+    *,
+    start_s: int,
+    end_s: int,
+    model: str | None = None,
+    versions: Sequence[str] | None = None,
+    hours: bool = True,
+) -> Iterable[sa.Row]:
+    """The rollup rows covering ``[start_s, end_s)``: with `hours`, one hour row for each
+    whole hour inside the range and minute rows for the rest; else minute rows only."""
+    first_hour, last_hour = _whole_hours(start_s, end_s)
+    minute = _ROLLUPS.c.minute_start_s
+    minutes = sa.select(*_columns_of(_ROLLUPS, minute)).where(minute >= start_s, minute < end_s)
+    queries = [(_ROLLUPS, minutes)]
+    if hours and last_hour > first_hour:
+        hour = _HOURS.c.hour_start_s
+        whole = sa.select(*_columns_of(_HOURS, hour)).where(hour >= first_hour, hour < last_hour)
+        queries = [
+            (_HOURS, whole),
+            (_ROLLUPS, minutes.where(sa.or_(minute < first_hour, minute >= last_hour))),
+        ]
+    for table, query in queries:
+        if model is not None:
+            query = query.where(table.c.model == model)
+        if versions is not None:
+            query = query.where(table.c.version.in_(list(versions)))
+        yield from connection.execute(query)
+
+
+@dataclass(frozen=True, slots=True)
+class RangeSummary:
+    """One model (or version) over a range: calls, errors, latency and GPU time (ns)."""
+
+    count: int
+    errors: int
+    mean_ns: float | None
+    max_ns: int | None
+    p50_ns: float | None
+    p95_ns: float | None
+    p99_ns: float | None
+    device_count: int
+    device_mean_ns: float | None
+    device_max_ns: int | None
+
+
+def _summary(cell: _Cell) -> RangeSummary:
+    p50, p95, p99 = cell.percentiles()
+    return RangeSummary(
+        count=cell.count,
+        errors=cell.errors,
+        mean_ns=cell.latency_sum_ns / cell.count if cell.count else None,
+        max_ns=cell.latency_max_ns if cell.count else None,
+        p50_ns=p50,
+        p95_ns=p95,
+        p99_ns=p99,
+        device_count=cell.device_count,
+        device_mean_ns=cell.device_time_sum_ns / cell.device_count if cell.device_count else None,
+        device_max_ns=cell.device_time_max_ns if cell.device_count else None,
+    )
+
+
+def range_summary(
+    connection: sa.Connection,
+    model: str,
+    *,
+    start_s: int,
+    end_s: int,
+    version: str | None = None,
+) -> RangeSummary:
+    """`model` (or one `version`) over the minutes in ``[start_s, end_s)``: whole hours
+    read from the hour rows, the edges from minutes."""
+    cell = _Cell()
+    versions = None if version is None else [version]
+    for row in _range_rows(
+        connection, start_s=start_s, end_s=end_s, model=model, versions=versions
+    ):
+        cell.add_row(row)
+    return _summary(cell)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,48 +232,21 @@ class ModelTotals:
         return self.errors / self.count if self.count else None
 
 
-def _add(entry: list, count: int, errors: int, histogram: Mapping[str, int]) -> None:
-    entry[0] += count
-    entry[1] += errors
-    merge_into(entry[2], histogram)
-
-
 def model_totals(
-    connection: sa.Connection,
-    *,
-    start_s: int,
-    end_s: int,
-    model: str | None = None,
-    hours: HourCache | None = None,
+    connection: sa.Connection, *, start_s: int, end_s: int, model: str | None = None
 ) -> list[ModelTotals]:
     """Every model (or only `model`) with rollups in ``[start_s, end_s)``, by name, with
-    its percentiles; the whole hours inside the range read from `hours` when given."""
-    query = (
-        sa.select(_ROLLUPS.c.model, _ROLLUPS.c.count, _ROLLUPS.c.errors, _HISTOGRAM)
-        .where(_ROLLUPS.c.minute_start_s >= start_s, _ROLLUPS.c.minute_start_s < end_s)
-        .order_by(_ROLLUPS.c.model)
-    )
-    if model is not None:
-        query = query.where(_ROLLUPS.c.model == model)
-    merged: dict[str, list] = {}
-    if hours is not None:
-        first_hour = -(-start_s // HOUR_S) * HOUR_S
-        last_hour = end_s // HOUR_S * HOUR_S
-        if last_hour - first_hour >= 2 * HOUR_S:  # whole hours from the cache, edges from SQL
-            cached = hours.hours(connection, start_s=first_hour, end_s=last_hour, model=model)
-            for (name, _version, _hour), (count, errors, histogram) in sorted(cached.items()):
-                _add(merged.setdefault(name, [0, 0, {}]), count, errors, histogram)
-            minute = _ROLLUPS.c.minute_start_s
-            query = query.where(sa.or_(minute < first_hour, minute >= last_hour))
-    for row in connection.execute(query):
-        _add(
-            merged.setdefault(row.model, [0, 0, {}]), row.count, row.errors, _decoded(row.histogram)
-        )
-    merged = dict(sorted(merged.items()))
+    its percentiles; whole hours from the hour rows, the edges from minutes."""
+    cells: dict[str, _Cell] = {}
+    for row in _range_rows(connection, start_s=start_s, end_s=end_s, model=model):
+        cell = cells.get(row.model)
+        if cell is None:
+            cell = cells[row.model] = _Cell()
+        cell.add_row(row)
     totals = []
-    for model, (count, errors, histogram) in merged.items():
-        p50, p95, p99 = _quantiles(histogram)
-        totals.append(ModelTotals(model, count, errors, p50, p95, p99))
+    for name, cell in sorted(cells.items()):
+        p50, p95, p99 = cell.percentiles()
+        totals.append(ModelTotals(name, cell.count, cell.errors, p50, p95, p99))
     return totals
 
 
@@ -161,9 +282,10 @@ def open_findings_by_model(connection: sa.Connection) -> dict[str, dict[str, int
 
 @dataclass(frozen=True, slots=True)
 class BucketSeries:
-    """Columns of one chart: bucket starts and, per bucket, calls, errors, percentiles (ms).
+    """Columns of one chart: bucket starts and, per bucket, calls, errors, latency
+    percentiles and GPU time (ms; GPU time over the calls that measured it).
 
-    A bucket with no calls has count 0 and None percentiles, so gaps stay gaps.
+    A bucket with no calls has count 0 and None figures, so gaps stay gaps.
     """
 
     t: list[int]
@@ -172,6 +294,9 @@ class BucketSeries:
     p50_ms: list[float | None]
     p95_ms: list[float | None]
     p99_ms: list[float | None]
+    gpu_count: list[int]
+    gpu_mean_ms: list[float | None]
+    gpu_max_ms: list[float | None]
 
     def to_dict(self) -> dict[str, list]:
         return {
@@ -181,6 +306,9 @@ class BucketSeries:
             "p50": self.p50_ms,
             "p95": self.p95_ms,
             "p99": self.p99_ms,
+            "gpu_count": self.gpu_count,
+            "gpu_mean": self.gpu_mean_ms,
+            "gpu_max": self.gpu_max_ms,
         }
 
 
@@ -192,141 +320,63 @@ def bucketed_series(
     end_s: int,
     step_s: int,
     versions: Sequence[str] | None = None,
-    hours: HourCache | None = None,
 ) -> tuple[BucketSeries, dict[str, BucketSeries]]:
     """The model's series over ``[start_s, end_s)`` in buckets of ``step_s`` (a multiple of
-    a minute): versions merged, and per version (``versions`` to keep only some). With
-    `hours`, hour-long buckets on hour boundaries come from the cache."""
-    query = sa.select(
-        _ROLLUPS.c.version,
-        _ROLLUPS.c.minute_start_s,
-        _ROLLUPS.c.count,
-        _ROLLUPS.c.errors,
-        _HISTOGRAM,
-    ).where(
-        _ROLLUPS.c.model == model,
-        _ROLLUPS.c.minute_start_s >= start_s,
-        _ROLLUPS.c.minute_start_s < end_s,
-    )
-    if versions is not None:
-        query = query.where(_ROLLUPS.c.version.in_(list(versions)))
+    a minute): versions merged, and per version (``versions`` to keep only some). Buckets
+    of whole hours on hour boundaries read the hour rows (the last, unfinished hour its
+    minutes); a version's minute bucket reads its minute row's percentiles."""
+    hour_grain = step_s % HOUR_S == 0 and start_s % HOUR_S == 0
+    by_version: dict[str, dict[int, _Cell]] = {}
+    for row in _range_rows(
+        connection,
+        start_s=start_s,
+        end_s=end_s,
+        model=model,
+        versions=versions,
+        hours=hour_grain,
+    ):
+        cells = by_version.setdefault(row.version, {})
+        index = (row.start - start_s) // step_s
+        cell = cells.get(index)
+        if cell is None:
+            cell = cells[index] = _Cell()
+        cell.add_row(row)
+    total: dict[int, _Cell] = {}
+    for version in sorted(by_version):
+        for index, cell in by_version[version].items():
+            merged = total.get(index)
+            if merged is None:
+                merged = total[index] = _Cell()
+            merged.add_cell(cell)
     starts = list(range(start_s, end_s, step_s))
-    total: dict[int, list] = {}
-    by_version: dict[str, dict[int, list]] = {}
-    if hours is not None and step_s % HOUR_S == 0 and start_s % HOUR_S == 0:
-        last_hour = end_s // HOUR_S * HOUR_S
-        cached = hours.hours(connection, start_s=start_s, end_s=last_hour, model=model)
-        for (_model, version, hour), (count, errors, histogram) in sorted(cached.items()):
-            if versions is not None and version not in versions:
-                continue
-            index = (hour - start_s) // step_s
-            for cells in (total, by_version.setdefault(version, {})):
-                _add(cells.setdefault(index, [0, 0, {}]), count, errors, histogram)
-        query = query.where(_ROLLUPS.c.minute_start_s >= last_hour)
-    for row in connection.execute(query):
-        index = (row.minute_start_s - start_s) // step_s
-        histogram = _decoded(row.histogram)
-        for cells in (total, by_version.setdefault(row.version, {})):
-            _add(cells.setdefault(index, [0, 0, {}]), row.count, row.errors, histogram)
-    return _columns(starts, total), {
-        version: _columns(starts, cells) for version, cells in sorted(by_version.items())
+    return _series(starts, total), {
+        version: _series(starts, cells) for version, cells in sorted(by_version.items())
     }
 
 
-def _columns(starts: list[int], cells: dict[int, list]) -> BucketSeries:
-    count, errors, p50, p95, p99 = [], [], [], [], []
+def _ms(value_ns: float | None) -> float | None:
+    return None if value_ns is None else round(value_ns / 1e6, 3)
+
+
+def _series(starts: list[int], cells: dict[int, _Cell]) -> BucketSeries:
+    columns: tuple[list, ...] = tuple([] for _ in range(8))
+    empty = _Cell()
     for index in range(len(starts)):
-        calls, errs, histogram = cells.get(index, (0, 0, {}))
-        q = _quantiles(histogram)
-        count.append(calls)
-        errors.append(errs)
-        for column, value in zip((p50, p95, p99), q, strict=True):
-            column.append(None if value is None else round(value / 1e6, 3))
-    return BucketSeries(starts, count, errors, p50, p95, p99)
+        cell = cells.get(index, empty)
+        figures = (
+            cell.count,
+            cell.errors,
+            *map(_ms, cell.percentiles()),
+            cell.device_count,
+            _ms(cell.device_time_sum_ns / cell.device_count) if cell.device_count else None,
+            _ms(cell.device_time_max_ns) if cell.device_count else None,
+        )
+        for column, value in zip(columns, figures, strict=True):
+            column.append(value)
+    return BucketSeries(starts, *columns)
 
 
 def model_known(connection: sa.Connection, model: str) -> bool:
     """Whether any minute of `model` was ever rolled up (the rollups' key starts with it)."""
     query = sa.select(_ROLLUPS.c.model).where(_ROLLUPS.c.model == model).limit(1)
     return connection.execute(query).first() is not None
-
-
-HourKey = tuple[str, str, int]
-"""(model, version, hour start in Unix seconds)."""
-
-
-class HourCache:
-    """Each hour's rollups merged once: (calls, errors, histogram) per model, version, hour.
-
-    A week's chart or overview otherwise decodes and merges ~10,000 minute histograms per
-    model and version on every load. The cache is exact, not a time-to-live guess: every
-    read first asks SQL for each hour's summed count (an index range scan that reads no
-    histogram) and re-merges only the hours whose count changed, that is the current hour,
-    an hour that received late events, or one that lost rollups. Ingest only ever adds to a
-    minute's count, so an unchanged count is an unchanged hour. Safe to share between the
-    threads of one server; at most `max_entries` hours are kept (the oldest go first).
-    """
-
-    def __init__(self, *, max_entries: int = 100_000) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self._max = max_entries
-        self._entries: dict[HourKey, tuple[int, int, dict[str, int]]] = {}
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def hours(
-        self, connection: sa.Connection, *, start_s: int, end_s: int, model: str | None = None
-    ) -> dict[HourKey, tuple[int, int, dict[str, int]]]:
-        """Every (model, version, hour) with calls in ``[start_s, end_s)`` (whole hours)."""
-        if start_s % HOUR_S or end_s % HOUR_S:
-            raise ValueError("the range must start and end on whole hours")
-        minute = _ROLLUPS.c.minute_start_s
-        hour = (minute // HOUR_S * HOUR_S).label("hour")
-        conditions = [minute >= start_s, minute < end_s]
-        if model is not None:
-            conditions.append(_ROLLUPS.c.model == model)
-        counts = {
-            (row.model, row.version, int(row.hour)): int(row.count)
-            for row in connection.execute(
-                sa.select(
-                    _ROLLUPS.c.model,
-                    _ROLLUPS.c.version,
-                    hour,
-                    sa.func.sum(_ROLLUPS.c.count).label("count"),
-                )
-                .where(*conditions)
-                .group_by(_ROLLUPS.c.model, _ROLLUPS.c.version, hour)
-            )
-        }
-        with self._lock:
-            known = {key: self._entries.get(key) for key in counts}
-        stale = {key for key, entry in known.items() if entry is None or entry[0] != counts[key]}
-        if stale:
-            fresh: dict[HourKey, list] = {key: [0, 0, {}] for key in stale}
-            query = sa.select(
-                _ROLLUPS.c.model,
-                _ROLLUPS.c.version,
-                minute,
-                _ROLLUPS.c.count,
-                _ROLLUPS.c.errors,
-                _HISTOGRAM,
-            ).where(
-                *conditions[2:],
-                minute >= min(h for _, _, h in stale),
-                minute < max(h for _, _, h in stale) + HOUR_S,
-            )
-            for row in connection.execute(query):
-                key = (row.model, row.version, row.minute_start_s // HOUR_S * HOUR_S)
-                if key in fresh:
-                    _add(fresh[key], row.count, row.errors, _decoded(row.histogram))
-            with self._lock:
-                for key, (count, errors, histogram) in fresh.items():
-                    known[key] = self._entries[key] = (count, errors, histogram)
-                excess = len(self._entries) - self._max
-                if excess > 0:
-                    for key in sorted(self._entries, key=lambda k: k[2])[:excess]:
-                        del self._entries[key]
-        return {key: entry for key, entry in known.items() if entry is not None}

@@ -67,3 +67,26 @@ def quantiles(histogram: Mapping[str, int], qs: Iterable[float]) -> list[float |
         position = int(np.searchsorted(cumulative, rank, side="right"))
         result.append(bucket_value(items[position][0]))
     return result
+
+
+PERCENTILES = (0.5, 0.95, 0.99)
+"""The percentiles the rollups keep next to their histograms."""
+
+
+def percentiles(histogram: Mapping[str, int]) -> tuple[float | None, float | None, float | None]:
+    """p50, p95, p99 of ``histogram``: the ranks and bucket values of `quantiles`, in one
+    pass over the sorted buckets and without numpy (ingest recomputes them for every
+    rollup row it merges, where numpy's per-call cost would dominate)."""
+    items = sorted((int(k), c) for k, c in histogram.items() if c > 0)
+    total = sum(c for _, c in items)
+    if total == 0:
+        return None, None, None
+    found: list[float] = []
+    index, below = 0, 0  # `below`: the count in buckets before `index`
+    for q in PERCENTILES:  # ascending, so the walk only moves forward
+        rank = math.floor(q * (total - 1))
+        while below + items[index][1] <= rank:
+            below += items[index][1]
+            index += 1
+        found.append(bucket_value(items[index][0]))
+    return found[0], found[1], found[2]

@@ -72,25 +72,55 @@ class Label(Base):
     )
 
 
-class MinuteRollup(Base):
-    """Per-minute aggregates per model/version; survives raw-event retention.
+class _RollupFigures:
+    """The columns every rollup grain shares.
 
     ``histogram`` is a log-bucketed latency sketch (see ``inferloop.store.sketch``):
-    merging two minutes is adding their bucket counts.
+    merging two rows is adding their bucket counts. ``p50_ns``/``p95_ns``/``p99_ns`` are
+    that histogram's percentiles, recomputed whenever it changes, so a chart whose
+    buckets are rows reads them without parsing a histogram. GPU time is summed, counted
+    (events that measured it) and maxed: its mean and maximum, not its percentiles.
     """
-
-    __tablename__ = "minute_rollups"
 
     model: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     version: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
-    minute_start_s: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     count: Mapped[int] = mapped_column(sa.BigInteger)
     errors: Mapped[int] = mapped_column(sa.BigInteger)
     latency_sum_ns: Mapped[int] = mapped_column(sa.BigInteger)
     latency_max_ns: Mapped[int] = mapped_column(sa.BigInteger)
     histogram: Mapped[dict[str, int]] = mapped_column(sa.JSON)
+    p50_ns: Mapped[float | None] = mapped_column(sa.Double)
+    p95_ns: Mapped[float | None] = mapped_column(sa.Double)
+    p99_ns: Mapped[float | None] = mapped_column(sa.Double)
+    device_count: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    device_time_sum_ns: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    device_time_max_ns: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
-    __table_args__ = (sa.Index("ix_minute_rollups_minute_start_s", "minute_start_s"),)
+
+class MinuteRollup(_RollupFigures, Base):
+    """Per-minute aggregates per model/version; survives raw-event retention."""
+
+    __tablename__ = "minute_rollups"
+
+    minute_start_s: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+
+    __table_args__ = (
+        sa.PrimaryKeyConstraint("model", "version", "minute_start_s"),
+        sa.Index("ix_minute_rollups_minute_start_s", "minute_start_s"),
+    )
+
+
+class HourRollup(_RollupFigures, Base):
+    """The minutes of each hour merged, written with them: what long ranges read."""
+
+    __tablename__ = "hour_rollups"
+
+    hour_start_s: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+
+    __table_args__ = (
+        sa.PrimaryKeyConstraint("model", "version", "hour_start_s"),
+        sa.Index("ix_hour_rollups_hour_start_s", "hour_start_s"),
+    )
 
 
 class DeliveryRange(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from ingest_events import MINUTE_NS, EventFactory
@@ -12,16 +13,15 @@ from ingest_events import MINUTE_NS, EventFactory
 from inferloop.collector import IngestPipeline
 from inferloop.collector.pipeline import InputMessage
 from inferloop.store.dashboard_queries import (
-    HourCache,
-    _quantiles,
     bucketed_series,
     call_buckets,
     model_known,
     model_totals,
+    range_summary,
 )
 from inferloop.store.drift_cells import any_drift_cell, drift_heatmap, write_cells
 from inferloop.store.rollups import latency_summary, minute_series
-from inferloop.store.sketch import quantiles
+from inferloop.store.sketch import merge_into, percentiles, quantiles
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_the_one_pass_quantiles_equal_the_sketch_quantiles():
         histogram = {
             str(rng.randint(-5, 400)): rng.randint(0, 9) for _ in range(rng.randint(0, 40))
         }
-        assert _quantiles(histogram) == quantiles(histogram, (0.5, 0.95, 0.99))
+        assert list(percentiles(histogram)) == quantiles(histogram, (0.5, 0.95, 0.99))
 
 
 def _plans(engine, run) -> list[str]:
@@ -164,19 +164,37 @@ def hours_stored(migrated_engine):
     return migrated_engine, pipeline, factory, start
 
 
-def test_the_hour_cache_gives_the_same_figures_and_sees_late_events(hours_stored):
-    engine, pipeline, factory, start = hours_stored
-    cache = HourCache()
-    span = {"start_s": start, "end_s": start + 5 * 3600}
+def _merged_minutes(engine, start_s: int, end_s: int, step_s: int) -> dict:
+    """The old way, as a reference: every minute's histogram merged per bucket."""
     with engine.connect() as connection:
-        plain = bucketed_series(connection, "fraud", step_s=3600, **span)
-        cached = bucketed_series(connection, "fraud", step_s=3600, hours=cache, **span)
-        totals = model_totals(connection, start_s=start + 600, end_s=start + 5 * 3600 - 600)
-        totals_cached = model_totals(
-            connection, start_s=start + 600, end_s=start + 5 * 3600 - 600, hours=cache
-        )
-    assert cached == plain and totals_cached == totals
-    assert len(cache) == 5
+        rows = minute_series(connection, "fraud", start_s=start_s, end_s=end_s)
+        merged: dict[int, list] = {}
+        for row in connection.execute(
+            sa.text(
+                "SELECT minute_start_s, count, histogram FROM minute_rollups"
+                " WHERE model = 'fraud' AND minute_start_s >= :a AND minute_start_s < :b"
+            ),
+            {"a": start_s, "b": end_s},
+        ):
+            histogram = (
+                row.histogram if isinstance(row.histogram, dict) else orjson.loads(row.histogram)
+            )
+            entry = merged.setdefault((row.minute_start_s - start_s) // step_s, [0, {}])
+            entry[0] += row.count
+            merge_into(entry[1], histogram)
+    assert rows
+    return merged
+
+
+def test_hour_buckets_read_hour_rows_equal_to_their_merged_minutes(hours_stored):
+    engine, pipeline, factory, start = hours_stored
+    span = {"start_s": start, "end_s": start + 5 * 3600}
+    reference = _merged_minutes(engine, step_s=3600, **span)
+    with engine.connect() as connection:
+        total, versions = bucketed_series(connection, "fraud", step_s=3600, **span)
+    assert total.count == [reference[i][0] for i in range(5)] == [180] * 5
+    assert total.p99_ms == [round(percentiles(reference[i][1])[2] / 1e6, 3) for i in range(5)]
+    assert versions["1"] == total
 
     late = [
         factory.inference(start_time_ns=(start + 90 + k) * 1_000_000_000, latency_ns=10**9)
@@ -184,18 +202,44 @@ def test_the_hour_cache_gives_the_same_figures_and_sees_late_events(hours_stored
     ]
     pipeline.ingest([InputMessage(factory.batch_bytes(late))], source="http")
     with engine.connect() as connection:
-        again = bucketed_series(connection, "fraud", step_s=3600, hours=cache, **span)
-        fresh = bucketed_series(connection, "fraud", step_s=3600, **span)
-    assert again == fresh
-    assert again[0].count == [200, 180, 180, 180, 180]
-    assert again[0].p99_ms[0] > plain[0].p99_ms[0]
-    assert again[0].p99_ms[1:] == plain[0].p99_ms[1:]
+        again, _ = bucketed_series(connection, "fraud", step_s=3600, **span)
+    assert again.count == [200, 180, 180, 180, 180]
+    assert again.p99_ms[0] > total.p99_ms[0]
+    assert again.p99_ms[1:] == total.p99_ms[1:]
 
 
-def test_the_hour_cache_refuses_ranges_off_the_hour(hours_stored):
-    engine, *_ = hours_stored
-    with engine.connect() as connection, pytest.raises(ValueError, match="whole hours"):
-        HourCache().hours(connection, start_s=60, end_s=3600)
+def test_ranges_read_whole_hours_from_hour_rows_and_edges_from_minutes(hours_stored):
+    engine, _, _, start = hours_stored
+    span = {"start_s": start + 600, "end_s": start + 5 * 3600 - 600}
+    with engine.connect() as connection:
+        (totals,) = model_totals(connection, **span)
+        summary = range_summary(connection, "fraud", **span)
+        old = latency_summary(connection, "fraud", **span)
+    assert totals.count == summary.count == old.count == 3 * (5 * 60 - 20)
+    assert (summary.p50_ns, summary.p95_ns, summary.p99_ns) == tuple(old.quantiles_ns.values())
+    assert totals.p95_ns == old.quantiles_ns[0.95]
+    assert summary.mean_ns == old.mean_ns and summary.max_ns == old.max_ns
+
+
+def test_the_hour_queries_read_through_an_index(hours_stored):
+    engine, _, _, start = hours_stored
+    span = {"start_s": start + 600, "end_s": start + 5 * 3600 - 600}
+
+    def run(connection) -> None:
+        model_totals(connection, **span)  # hour rows of every model, and the edges
+        range_summary(connection, "fraud", **span)
+        range_summary(connection, "fraud", version="1", **span)
+        bucketed_series(connection, "fraud", step_s=3600, start_s=start, end_s=start + 5 * 3600)
+
+    plans = _plans(engine, run)
+
+    assert len(plans) == 8
+    assert sum("hour_rollups" in plan or "HOUR_ROLLUPS" in plan.upper() for plan in plans) == 4
+    for plan in plans:
+        if engine.dialect.name == "sqlite":
+            assert "USING" in plan and "INDEX" in plan or "PRIMARY KEY" in plan, plan
+        else:
+            assert "Index" in plan and "Seq Scan" not in plan, plan
 
 
 def test_the_drift_heatmap_reads_through_the_drift_table_key(migrated_engine):
