@@ -73,10 +73,10 @@ def _backfill_minutes(connection: sa.Connection, minutes: sa.TableClause) -> Non
         "events",
         sa.column("model"),
         sa.column("version"),
-        sa.column("start_time_ns"),
-        sa.column("device_time_ns"),
+        sa.column("start_time_ns", sa.BigInteger()),
+        sa.column("device_time_ns", sa.BigInteger()),
     )
-    minute = (events.c.start_time_ns / _MINUTE_NS * 60).label("minute")
+    minute = (events.c.start_time_ns // _MINUTE_NS * 60).label("minute")
     device = connection.execute(
         sa.select(
             events.c.model,
