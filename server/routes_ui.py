@@ -28,7 +28,7 @@ from inferloop.alerts import SilenceExpired, UnknownSilence, add_silence, expire
 from inferloop.store.findings import finding_report_path
 from inferloop.store.lineage import UnknownLineageSubject, lineage_of
 
-from . import ui_views
+from . import ui_drift, ui_views
 from .auth import AuthRefused, Scope, authorize
 from .ui_auth import COOKIE, COOKIE_PATH, UiRefusal, ui_principal
 
@@ -182,6 +182,14 @@ def model_detail(request: Request, model: str) -> Response:
             percentile = "p95"
         series_url = f"/ui/data/models/{quote(model, safe='')}/series?range={window.name}"
         context = {"window": window, "percentile": percentile, "series_url": series_url}
+        context["drift"] = ui_drift.drift_heatmap_view(
+            connection,
+            model,
+            start_s=window.start_s,
+            end_s=window.end_s,
+            range_name=window.name,
+            utc=_utc,
+        )
         return _render(request, "model.html", context | data)
 
     return _page(request, build)

@@ -4,80 +4,22 @@ databases."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator
-
 import httpx
 import pytest
+import test_server_findings as findings_scenario
+from drift_cell_rows import drift_cell, drift_finding
 from ingest_events import EventFactory
-from serving import served
 
-from inferloop.analyzer import AnalyzerConfig, AnalyzerWorker
-from inferloop.server import create_app
-from inferloop.settings import Settings
 from inferloop.store.drift_cells import write_cells
-from inferloop.store.findings import insert_finding
 
 NS = 1_000_000_000
 T0_S = 1_800_000_000
-
-
-@pytest.fixture
-def platform(migrated_engine, database_url: str, tmp_path) -> Iterator[tuple[str, AnalyzerWorker]]:
-    settings = Settings(database_url=database_url, data_dir=tmp_path)
-    config = AnalyzerConfig(window_s=3600, confirm_runs=1, confirm_after_s=0)
-    with served(create_app(settings, engine=migrated_engine)) as url:
-        yield url, AnalyzerWorker(settings, migrated_engine, config=config)
+platform = findings_scenario.platform
+"""The findings tests' server and analyzer (reports into the test's folder)."""
 
 
 def _cell(minute: int, feature: str, **values) -> dict:
-    end_ns = (T0_S + minute * 60) * NS
-    return {
-        "model": "fraud",
-        "window_end_ns": end_ns,
-        "version": "v1",
-        "kind": "data_drift",
-        "feature": feature,
-        "window_start_ns": end_ns - 3600 * NS,
-        "column_kind": "num",
-        "test": "ks",
-        "statistic": 0.02,
-        "score": 0.4,
-        "score_kind": "p_value",
-        "threshold": 0.05,
-        "effect_name": "wasserstein",
-        "effect": 0.01,
-        "drifted": False,
-        "alarmed": False,
-        "reference_rows": 500,
-        "current_rows": 1000,
-        "baseline": {"type": "first_events"},
-        "finding_id": None,
-        "analyzed_at_ns": end_ns,
-    } | values
-
-
-def _finding(connection, report_path: str | None) -> int:
-    return insert_finding(
-        connection,
-        {
-            "fingerprint": "f",
-            "model": "fraud",
-            "version": "v1",
-            "kind": "data_drift",
-            "subject": "age",
-            "severity": "warning",
-            "status": "open",
-            "title": "age drifted",
-            "evidence": {},
-            "window_start_ns": 0,
-            "window_end_ns": 0,
-            "first_seen_ns": 0,
-            "last_seen_ns": 0,
-            "occurrences": 1,
-            "report_path": report_path,
-        },
-    )
+    return drift_cell((T0_S + minute * 60) * NS, feature, **values)
 
 
 def _get(base_url: str, model: str = "fraud", **params) -> httpx.Response:
@@ -89,7 +31,7 @@ def test_cells_are_paged_in_window_order_and_link_their_report(platform, migrate
     report = tmp_path / "report.html"
     report.write_text("<!doctype html><p>report</p>")
     with migrated_engine.begin() as connection:
-        finding = _finding(connection, str(report))
+        finding = drift_finding(connection, status="open", report_path=str(report))
         cells = [_cell(m, f) for m in range(5) for f in ("age", "income")]
         cells[6] = _cell(3, "age", drifted=True, alarmed=True, finding_id=finding, score=1e-8)
         cells[7] = _cell(3, "income", drifted=True, score=0.01)
@@ -155,29 +97,11 @@ def test_invalid_parameters_are_422_problems_naming_them(platform, params, field
     assert field in body["detail"] or field in str(body.get("errors"))
 
 
-def _reference_csv(rng: random.Random, rows: int = 600) -> bytes:
-    lines = ["age,country"] + [f"{rng.randint(30, 69)},{rng.choice('ab')}" for _ in range(rows)]
-    return "\n".join(lines).encode()
-
-
 def test_an_analyzer_run_shows_every_feature_and_the_drifted_ones_report(platform) -> None:
-    base_url, analyzer = platform
-    rng = random.Random(5)
-    pinned = httpx.post(
-        f"{base_url}/v1/models/fraud/reference",
-        params={"format": "csv"},
-        content=_reference_csv(rng),
-    )
-    assert pinned.status_code == 201, pinned.text
-    factory = EventFactory(model="fraud", version="2")
-    drifted = [
-        factory.inference(
-            inputs={"rows": [{"age": rng.randint(70, 110), "country": rng.choice("ab")}]}
-        )
-        for _ in range(600)
-    ]
-    assert httpx.post(f"{base_url}/v1/events", content=factory.batch_bytes(drifted)).is_success
-    analyzer.run_once()
+    """The findings test's scenario (a pinned reference, `age` drifted in version 2), read
+    back as cells."""
+    findings_scenario.test_drift_against_an_uploaded_reference_is_listed_with_its_report(platform)
+    base_url, _ = platform
 
     cells = {(c["kind"], c["feature"]): c for c in _get(base_url).json()["items"]}
     assert {("data_drift", "age"), ("data_drift", "country"), ("dataset_drift", "*")} <= set(cells)

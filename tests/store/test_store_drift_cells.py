@@ -4,77 +4,26 @@ the paged read in key order, and the heatmap's buckets."""
 from __future__ import annotations
 
 import sqlalchemy as sa
+from drift_cell_rows import drift_cell, drift_finding
 
 from inferloop.store.drift_cells import (
-    CELL_COLUMNS,
     DriftCell,
     any_drift_cell,
     drift_cells,
     drift_heatmap,
     write_cells,
 )
-from inferloop.store.findings import insert_finding
 
 MIN = 60 * 1_000_000_000
 
 
-def _cell(end_ns: int, feature: str, **values) -> dict:
-    cell = {
-        "model": "fraud",
-        "window_end_ns": end_ns,
-        "version": "v1",
-        "kind": "data_drift",
-        "feature": feature,
-        "window_start_ns": end_ns - 60 * MIN,
-        "column_kind": "num",
-        "test": "ks",
-        "statistic": 0.01,
-        "score": 0.5,
-        "score_kind": "p_value",
-        "threshold": 0.05,
-        "effect_name": "wasserstein",
-        "effect": 0.01,
-        "drifted": False,
-        "alarmed": False,
-        "reference_rows": 500,
-        "current_rows": 1200,
-        "baseline": {"type": "first_events"},
-        "finding_id": None,
-        "analyzed_at_ns": end_ns,
-    }
-    assert set(cell) == set(CELL_COLUMNS)
-    return cell | values
-
-
-def _finding(connection, subject: str) -> int:
-    return insert_finding(
-        connection,
-        {
-            "fingerprint": subject,
-            "model": "fraud",
-            "version": "v1",
-            "kind": "data_drift",
-            "subject": subject,
-            "severity": "warning",
-            "status": "pending",
-            "title": f"{subject} drifted",
-            "evidence": {},
-            "window_start_ns": 0,
-            "window_end_ns": 0,
-            "first_seen_ns": 0,
-            "last_seen_ns": 0,
-            "occurrences": 1,
-        },
-    )
-
-
 def test_writing_a_window_again_overwrites_its_cells(migrated_engine):
     with migrated_engine.begin() as connection:
-        write_cells(connection, [_cell(MIN, "age"), _cell(MIN, "income")])
-        finding = _finding(connection, "age")
+        write_cells(connection, [drift_cell(MIN, "age"), drift_cell(MIN, "income")])
+        finding = drift_finding(connection)
         write_cells(
             connection,
-            [_cell(MIN, "age", score=1e-9, drifted=True, alarmed=True, finding_id=finding)],
+            [drift_cell(MIN, "age", score=1e-9, drifted=True, alarmed=True, finding_id=finding)],
         )
     with migrated_engine.connect() as connection:
         count = connection.scalar(sa.select(sa.func.count()).select_from(DriftCell))
@@ -90,8 +39,8 @@ def test_cells_read_in_key_order_a_page_at_a_time(migrated_engine):
     with migrated_engine.begin() as connection:
         write_cells(
             connection,
-            [_cell(m * MIN, f) for m in (3, 1, 2) for f in ("income", "age")]
-            + [_cell(MIN, "age", model="other")],
+            [drift_cell(m * MIN, f) for m in (3, 1, 2) for f in ("income", "age")]
+            + [drift_cell(MIN, "age", model="other")],
         )
     with migrated_engine.connect() as connection:
         first = drift_cells(connection, "fraud", start_ns=MIN, end_ns=3 * MIN, limit=3)
@@ -106,16 +55,16 @@ def test_cells_read_in_key_order_a_page_at_a_time(migrated_engine):
 
 def test_the_heatmap_merges_windows_into_buckets_and_keeps_the_latest_finding(migrated_engine):
     with migrated_engine.begin() as connection:
-        finding = _finding(connection, "age")
+        finding = drift_finding(connection)
         write_cells(
             connection,
             [
-                _cell(1 * MIN, "age"),
-                _cell(2 * MIN, "age", drifted=True, alarmed=True, finding_id=finding, score=1e-6),
-                _cell(3 * MIN, "age", drifted=True, score=0.01),
-                _cell(5 * MIN, "age"),
-                _cell(1 * MIN, "income"),
-                _cell(9 * MIN, "income"),
+                drift_cell(1 * MIN, "age"),
+                drift_cell(2 * MIN, "age", drifted=True, alarmed=True, finding_id=finding, score=1e-6),
+                drift_cell(3 * MIN, "age", drifted=True, score=0.01),
+                drift_cell(5 * MIN, "age"),
+                drift_cell(1 * MIN, "income"),
+                drift_cell(9 * MIN, "income"),
             ],
         )
     with migrated_engine.connect() as connection:

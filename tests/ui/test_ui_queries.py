@@ -8,6 +8,7 @@ import random
 import orjson
 import pytest
 import sqlalchemy as sa
+from drift_cell_rows import drift_cell
 from ingest_events import MINUTE_NS, EventFactory
 
 from inferloop.collector import IngestPipeline
@@ -245,29 +246,7 @@ def test_the_hour_queries_read_through_an_index(hours_stored):
 def test_the_drift_heatmap_reads_through_the_drift_table_key(migrated_engine):
     minute = 60 * 1_000_000_000
     cells = [
-        {
-            "model": model,
-            "window_end_ns": m * minute,
-            "version": "v1",
-            "kind": "data_drift",
-            "feature": feature,
-            "window_start_ns": (m - 60) * minute,
-            "column_kind": "num",
-            "test": "ks",
-            "statistic": 0.1,
-            "score": 0.5,
-            "score_kind": "p_value",
-            "threshold": 0.05,
-            "effect_name": None,
-            "effect": None,
-            "drifted": False,
-            "alarmed": False,
-            "reference_rows": 10,
-            "current_rows": 10,
-            "baseline": {},
-            "finding_id": None,
-            "analyzed_at_ns": m * minute,
-        }
+        drift_cell(m * minute, feature, model=model)
         for model in ("fraud", "other")
         for m in range(1, 30)
         for feature in ("age", "income")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from drift_cell_rows import drift_cell
 from ingest_events import EventFactory
 
 from inferloop.alerts import add_silence
@@ -21,6 +22,7 @@ from inferloop.collector.pipeline import InputMessage
 from inferloop.feedback import VersionState, move_version, register_version
 from inferloop.grains import MINUTE_NS
 from inferloop.store import insert_finding
+from inferloop.store.drift_cells import write_cells
 from inferloop.store.findings import set_report_path
 from inferloop.store.outbox import (
     AttemptRecord,
@@ -49,6 +51,8 @@ class Seeded:
     latency_finding_id: int
     silence_id: str
     notification_id: str
+    drift_cells: int = 0
+    """Cells of fraud v1's drift table: age, country and the dataset every 5 min for 6 h."""
 
 
 def _ingest(pipeline: IngestPipeline, factory: EventFactory, events: list[dict]) -> int:
@@ -190,8 +194,52 @@ def seed(
             comment="search reindex",
             created_by="tests",
         )
+    cells = _drift_cells(engine, this_minute, drift_id)
     chain.whole_chain(engine)
-    return Seeded(stored, drift_id, latency_id, silence.id, notification_id)
+    return Seeded(stored, drift_id, latency_id, silence.id, notification_id, cells)
+
+
+def _drift_cells(engine, this_minute_ns: int, finding_id: int) -> int:
+    """A drift run every 5 minutes over the last 6 h: `age` over its threshold in the last
+    hour, and the dataset's share alarming (the seeded dataset-drift finding) in the last
+    half hour; `country` stays calm."""
+    cells = []
+    for k in range(72):
+        end_ns = this_minute_ns - k * 5 * MINUTE_NS
+        recent, latest = k < 12, k < 6
+        for feature, kind, test, score_kind, score, threshold, drifted, alarmed in (
+            ("age", "data_drift", "ks", "p_value", 1e-4 if recent else 0.3, 0.05, recent, False),
+            ("country", "data_drift", "chisquare", "p_value", 0.6, 0.05, False, False),
+            (
+                "*",
+                "dataset_drift",
+                "drift_share",
+                "share",
+                0.5 if recent else 0.0,
+                0.5,
+                recent,
+                latest,
+            ),
+        ):
+            cells.append(
+                drift_cell(
+                    end_ns,
+                    feature,
+                    version="1",
+                    kind=kind,
+                    column_kind=None if feature == "*" else "num",
+                    test=test,
+                    statistic=score,
+                    score=score,
+                    score_kind=score_kind,
+                    threshold=threshold,
+                    drifted=drifted,
+                    alarmed=alarmed,
+                    finding_id=finding_id if alarmed else None,
+                )
+            )
+    with engine.begin() as connection:
+        return write_cells(connection, cells)
 
 
 def _feature(name, kind, test, score, score_kind, threshold) -> dict:
