@@ -33,6 +33,7 @@ MAX_DEAD_LETTER_TOPIC_BYTES = 512 * 1024
 """Raw bytes republished per dead letter (brokers refuse ~1 MB+ messages by default)."""
 REPORT_INTERVAL_S = 10.0
 _RETRY_DELAY_S = 1.0
+_POLL_RETRY_S = 0.5
 RECONNECT_BACKOFF_MAX_MS = 1_000
 """kafka-python backs off reconnecting up to 30 s by default, so a broker restarted after a
 10 s outage was found again only ~25 s after it came back; 1 s, as the SDK's producer uses."""
@@ -115,13 +116,20 @@ def crc_checks_are_cheap() -> bool:
     return True
 
 
-def _update_lag(consumer: KafkaConsumer, metrics: IngestMetrics) -> int:
+def _update_lag(
+    consumer: KafkaConsumer, positions: dict[TopicPartition, int], metrics: IngestMetrics
+) -> int:
+    """Lag per assigned partition from what this process already knows: the highwater of
+    the last fetch and the offset after the last record it polled. No network call:
+    `consumer.position()` asks the broker, and raised out of the loop (stopping the
+    collector) when the broker went away between two polls."""
     total = 0
     for partition in consumer.assignment():
         highwater = consumer.highwater(partition)
-        if highwater is None:
+        position = positions.get(partition)
+        if highwater is None or position is None:
             continue
-        lag = max(highwater - consumer.position(partition), 0)
+        lag = max(highwater - position, 0)
         metrics.consumer_lag.labels(partition.topic, str(partition.partition)).set(lag)
         total += lag
     return total
@@ -200,6 +208,7 @@ def run_collector(
     # database works on the previous one (psycopg/sqlite3 release the GIL).
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferloop-store")
     in_flight: _InFlight | None = None
+    positions: dict[TopicPartition, int] = {}  # the offset after the last record polled
     logger.info(
         "collector joined group %s on %s and %s",
         settings.kafka_group_id,
@@ -208,9 +217,15 @@ def run_collector(
     )
     try:
         while not stop_event.is_set():
-            polled = consumer.poll(timeout_ms=50 if in_flight else 500)
+            try:
+                polled = consumer.poll(timeout_ms=50 if in_flight else 500)
+            except KafkaError as error:  # the broker is away: wait for it, keep what is in flight
+                logger.warning("polling failed (%s); retrying in %.1f s", error, _POLL_RETRY_S)
+                stop_event.wait(_POLL_RETRY_S)
+                continue
             if polled:
                 messages, offsets = _to_messages(polled)
+                positions.update((partition, meta.offset) for partition, meta in offsets.items())
                 prepared = prepare_with_labels(
                     pipeline,
                     messages,
@@ -228,7 +243,7 @@ def run_collector(
                 in_flight = None
                 if not stored:
                     break
-            reporter.maybe_report(_update_lag(consumer, metrics))
+            reporter.maybe_report(_update_lag(consumer, positions, metrics))
         _finish(consumer, in_flight, reporter)
     finally:
         writer.shutdown(wait=True)

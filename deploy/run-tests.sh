@@ -46,7 +46,6 @@ fi
 # both cores; then, one at a time, what needs the machine to itself: the broker's tests and
 # the slow ones (faults with their own services, the demo, the browser, timings).
 status=0
-.venv/bin/python -m pytest -n 2 -m "not kafka and not slow and not browser and not unstable" \
-  || status=$?
-.venv/bin/python -m pytest -m "(kafka or slow or browser) and not unstable" || status=$?
+.venv/bin/python -m pytest -n 2 -m "not kafka and not slow and not browser" || status=$?
+.venv/bin/python -m pytest -m "kafka or slow or browser" || status=$?
 exit "$status"
