@@ -44,6 +44,7 @@ from ._transports import (
     PendingDelivery,
     PermanentTransportError,
     PipeliningTransport,
+    RetryLater,
     Transport,
     events_of,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "PendingDelivery",
     "PermanentTransportError",
     "PipeliningTransport",
+    "RetryLater",
     "SDKConfig",
     "Transport",
     "configure",

@@ -24,6 +24,7 @@ from ._transports import (
     PartiallyRejected,
     PermanentTransportError,
     PipeliningTransport,
+    RetryLater,
     Transport,
 )
 
@@ -258,7 +259,10 @@ class Outbox:
             self._config.retry_backoff_max_s,
             self._config.retry_backoff_s * (2 ** min(batch.attempts - 1, 16)),
         )
-        self.retry_at = now + backoff * (0.5 + self._random.random() / 2)
+        wait_s = backoff * (0.5 + self._random.random() / 2)
+        if isinstance(exc, RetryLater):  # the receiver knows better when it will be back
+            wait_s = max(wait_s, exc.after_s)
+        self.retry_at = now + wait_s
         self._log.warning("send", "inferloop SDK send failed, will retry: %r", exc)
         return False
 

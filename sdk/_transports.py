@@ -3,7 +3,8 @@
 `send(batch, *, key)` returns when the batch is delivered and raises when it is not:
 `PermanentTransportError` for a batch that will never be accepted (it is counted as failed),
 `PartiallyRejected` when the receiver stored all but some of its events (only those are
-counted), anything else for a failure worth retrying with backoff.
+counted), `RetryLater` when the receiver said when to come back (HTTP `Retry-After`),
+anything else for a failure worth retrying with backoff.
 
 Two optional capabilities, each a Protocol that the emitter checks once, when it creates
 the transport: `PipeliningTransport` (several batches awaiting acknowledgement at once) and
@@ -12,8 +13,10 @@ the transport: `PipeliningTransport` (several batches awaiting acknowledgement a
 
 from __future__ import annotations
 
+import email.utils
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -60,6 +63,38 @@ class Closeable(Protocol):
 
 class PermanentTransportError(Exception):
     """The receiver refused the batch for good (e.g. HTTP 4xx): retrying cannot help."""
+
+
+class RetryLater(ConnectionError):
+    """The receiver is unavailable and said how long to wait (`after_s`): the next attempt
+    waits at least that long, however short the SDK's own backoff would have been."""
+
+    def __init__(self, message: str, after_s: float) -> None:
+        super().__init__(message)
+        self.after_s = after_s
+
+
+MAX_RETRY_AFTER_S = 60.0
+"""A longer `Retry-After` is read as this: past it the SDK asks again (its buffer is bounded)."""
+
+
+def retry_after_s(value: str | None, *, now_s: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delay-seconds or an HTTP date), clamped
+    to [0, MAX_RETRY_AFTER_S]; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            return None
+        seconds = when.timestamp() - (time.time() if now_s is None else now_s)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 class PartiallyRejected(PermanentTransportError):
@@ -152,7 +187,8 @@ class FileTransport:
 class HttpTransport:
     """POSTs each batch to `{endpoint}/v1/events` with the standard library's urllib.
 
-    2xx: delivered. 5xx, 408, 429 and connection errors: raised for retry. Other 4xx:
+    2xx: delivered. 5xx, 408, 429 and connection errors: raised for retry (`RetryLater` when a
+    429 or 503 carries `Retry-After`, which the retry then honours). Other 4xx:
     permanent failure, of the whole batch unless a 422 names the events it refused (the
     server stores the valid events of a partly invalid batch): then `PartiallyRejected`.
     """
@@ -184,7 +220,11 @@ class HttpTransport:
                 if refused:
                     raise PartiallyRejected(refused, message) from None
                 raise PermanentTransportError(message) from None
-            raise ConnectionError(f"HTTP {exc.code} from {self.url}") from None
+            message = f"HTTP {exc.code} from {self.url}"
+            after_s = retry_after_s(exc.headers.get("Retry-After")) if exc.headers else None
+            if after_s is not None and exc.code in (429, 503):
+                raise RetryLater(f"{message}, retry after {after_s:g} s", after_s) from None
+            raise ConnectionError(message) from None
 
 
 def _refused_indices(answer: bytes) -> list[int] | None:

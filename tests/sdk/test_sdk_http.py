@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -14,18 +15,22 @@ from inferloop.sdk import (
     ENV_API_KEY,
     ENV_ENDPOINT,
     ENV_TRANSPORT,
+    HttpTransport,
+    RetryLater,
     configure,
     events_of,
     flush,
     monitor,
     stats,
 )
+from inferloop.sdk._transports import MAX_RETRY_AFTER_S, retry_after_s
 
 
 class RecordingServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.statuses: list[int] = []  # answers to give, in order; then 200
+        self.retry_after: str | None = None  # sent with every answer that is not a 2xx
         # Or an answer computed from each request's body: (status, JSON body or None).
         self.answer: Callable[[bytes], tuple[int, Any]] | None = None
         recorder = self
@@ -34,7 +39,12 @@ class RecordingServer:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 recorder.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": body}
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                        "at": time.monotonic(),
+                    }
                 )
                 content = b""
                 if recorder.answer is not None:
@@ -44,6 +54,8 @@ class RecordingServer:
                     status = recorder.statuses.pop(0) if recorder.statuses else 200
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                if recorder.retry_after is not None and status >= 300:
+                    self.send_header("Retry-After", recorder.retry_after)
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
                 self.wfile.write(content)
@@ -118,6 +130,37 @@ def test_http_5xx_retried_until_delivered(receiver: RecordingServer) -> None:
     assert receiver.requests[0]["body"] == receiver.requests[2]["body"]  # same batch resent
     current = stats()
     assert current["retried"] == 2 and current["sent"] == 1 and current["failed"] == 0
+
+
+def test_http_503_with_retry_after_waits_that_long_before_the_next_attempt(
+    receiver: RecordingServer,
+) -> None:
+    receiver.statuses = [503]
+    receiver.retry_after = "1"
+    configure(transport="http", endpoint=receiver.url, flush_interval_s=0.01, retry_backoff_s=0.01)
+    predict(1)
+    assert flush(10)
+    first, second = receiver.requests
+    assert second["at"] - first["at"] >= 0.95  # the SDK's own backoff here: 5-10 ms
+    assert stats()["retried"] == 1 and stats()["sent"] == 1
+
+
+def test_http_retry_after_is_read_as_seconds_or_as_a_date(receiver: RecordingServer) -> None:
+    transport = HttpTransport(receiver.url)
+    receiver.statuses = [429]
+    receiver.retry_after = "7"
+    with pytest.raises(RetryLater) as later:
+        transport.send(b"{}", key="m")
+    assert later.value.after_s == 7.0
+    receiver.statuses = [503]
+    receiver.retry_after = "soon"  # unreadable: an ordinary retry with the SDK's backoff
+    with pytest.raises(ConnectionError) as plain:
+        transport.send(b"{}", key="m")
+    assert not isinstance(plain.value, RetryLater)
+    assert retry_after_s("Wed, 02 Dec 2026 10:00:30 GMT", now_s=1796205600.0) == 30.0
+    assert retry_after_s("86400") == MAX_RETRY_AFTER_S
+    assert retry_after_s("Wed, 02 Dec 2026 09:00:00 GMT", now_s=1796205600.0) == 0.0
+    assert retry_after_s(None) is None
 
 
 def test_http_4xx_is_permanent_failure_counted(receiver: RecordingServer) -> None:
