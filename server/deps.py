@@ -42,7 +42,7 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 def _check(state: AppState, credentials: HTTPAuthorizationCredentials | None, scope: Scope):
     token = credentials.credentials if credentials else None
     try:
-        return authorize(state.settings, state.engine, token, scope)
+        return authorize(state.settings, state.engine, token, scope, verdicts=state.verdicts)
     except AuthRefused as refused:
         raise HTTPException(
             refused.status, refused.detail, headers={"WWW-Authenticate": refused.www_authenticate}

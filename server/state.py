@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from inferloop.settings import Settings
+
+from .auth import RecentVerdicts
 
 
 @dataclass
@@ -17,3 +19,4 @@ class AppState:
     engine: Engine
     registry: CollectorRegistry
     pipeline: Any
+    verdicts: RecentVerdicts = field(default_factory=RecentVerdicts)

@@ -46,7 +46,9 @@ def ui_principal(request: Request, scope: Scope = Scope.READ) -> Principal | Non
     """The caller of a page (None when auth is off); raises `UiRefusal`."""
     state: AppState = request.app.state.inferloop
     try:
-        return authorize(state.settings, state.engine, key_of(request), scope)
+        return authorize(
+            state.settings, state.engine, key_of(request), scope, verdicts=state.verdicts
+        )
     except AuthRefused as refused:
         raise UiRefusal(refused.status, refused.detail) from None
     except SQLAlchemyError as error:

@@ -10,12 +10,13 @@ import httpx
 import pytest
 from ingest_events import EventFactory
 from serving import served
+from sqlalchemy.exc import SQLAlchemyError
 
 from inferloop.app.cli_keys import add_key_commands
 from inferloop.server import create_app
-from inferloop.server.auth import Scope, auth_required, authorize
+from inferloop.server.auth import AuthRefused, RecentVerdicts, Scope, auth_required, authorize
 from inferloop.settings import Settings
-from inferloop.store import upgrade
+from inferloop.store import create_engine_for, upgrade
 from inferloop.store.api_keys import issue_key, key_by_token, list_keys, revoke_key, token_sha256
 
 SILENCE = {"matchers": ['model="fraud"'], "duration": "1h"}
@@ -174,3 +175,66 @@ def test_keys_cli_prints_a_key_once_lists_prefixes_and_revokes(tmp_path, monkeyp
     assert keys("revoke", "1") == 2
     assert "no active key with id 1" in capsys.readouterr().err
     assert keys("list") == 0 and "revoked" in capsys.readouterr().out
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_key_admitted_recently_is_still_admitted_while_the_store_is_unreachable(
+    migrated_engine, tmp_path
+):
+    token = _issue(migrated_engine, "read", name="prometheus")
+    other = _issue(migrated_engine, "read", name="never-seen")
+    clock = _Clock()
+    verdicts = RecentVerdicts(max_age_s=300.0, clock=clock)
+    settings = Settings(auth={"required": True})
+    assert authorize(settings, migrated_engine, token, Scope.READ, verdicts=verdicts).name == (
+        "prometheus"
+    )
+    unreachable = create_engine_for(f"sqlite:///{tmp_path}/no/such/dir/store.db")
+    try:
+        admitted = authorize(settings, unreachable, token, Scope.READ, verdicts=verdicts)
+        assert admitted.name == "prometheus"
+        with pytest.raises(AuthRefused) as refused:  # the remembered scopes still apply
+            authorize(settings, unreachable, token, Scope.ADMIN, verdicts=verdicts)
+        assert refused.value.status == 403
+        with pytest.raises(SQLAlchemyError):  # a key the store never admitted here
+            authorize(settings, unreachable, other, Scope.READ, verdicts=verdicts)
+        clock.now += 301.0
+        with pytest.raises(SQLAlchemyError):  # too long ago
+            authorize(settings, unreachable, token, Scope.READ, verdicts=verdicts)
+    finally:
+        unreachable.dispose()
+
+
+def test_a_revoked_key_is_refused_at_once_while_the_store_answers(migrated_engine):
+    token = _issue(migrated_engine, "read", name="soon-revoked")
+    verdicts = RecentVerdicts()
+    settings = Settings(auth={"required": True})
+    authorize(settings, migrated_engine, token, Scope.READ, verdicts=verdicts)
+    with migrated_engine.begin() as connection:
+        revoke_key(connection, key_by_token(connection, token).id, now_ns=time.time_ns())
+    with pytest.raises(AuthRefused) as refused:
+        authorize(settings, migrated_engine, token, Scope.READ, verdicts=verdicts)
+    assert refused.value.status == 401
+
+
+def test_the_configured_key_is_checked_without_the_store(tmp_path):
+    unreachable = create_engine_for(f"sqlite:///{tmp_path}/no/such/dir/store.db")
+    try:
+        principal = authorize(Settings(api_key="s3cret"), unreachable, "s3cret", Scope.ADMIN)
+        assert principal.key_id is None
+    finally:
+        unreachable.dispose()
+
+
+def test_recent_verdicts_keep_at_most_max_entries():
+    verdicts = RecentVerdicts(max_entries=2)
+    for token in ("a", "b", "c"):
+        verdicts.remember(token, None)
+    assert [verdicts.recall(token)[0] for token in ("a", "b", "c")] == [False, True, True]
