@@ -58,10 +58,13 @@ RANGES: dict[str, tuple[int, int]] = {
     "15m": (15 * 60, MINUTE_S),
     "1h": (3600, MINUTE_S),
     "6h": (6 * 3600, MINUTE_S),
-    "24h": (24 * 3600, 10 * MINUTE_S),
+    "24h": (24 * 3600, 3600),
     "7d": (7 * 24 * 3600, 3600),
 }
-"""name → (length, chart bucket) in seconds: at most 360 points per line."""
+"""name → (length, chart bucket) in seconds: at most 360 points per line. Minute buckets
+read each version's minute rows (percentiles precomputed), hour buckets the hour rows; a
+bucket between the two would merge every minute's histogram in it (about 3,000 for a day
+of two versions: 90 ms)."""
 DEFAULT_RANGE = "6h"
 
 
