@@ -31,6 +31,8 @@ _MINUTE_NS = 60_000_000_000
 _HOUR_S = 3600
 _PERCENTILES = ("p50_ns", "p95_ns", "p99_ns")
 _DEVICE = ("device_count", "device_time_sum_ns", "device_time_max_ns")
+_SUMS = ("count", "errors", "latency_sum_ns", "device_count", "device_time_sum_ns")
+_MAXIMA = ("latency_max_ns", "device_time_max_ns")
 
 
 def _figures() -> list[sa.Column]:
@@ -125,30 +127,21 @@ def _backfill_hours(connection: sa.Connection, minutes: sa.TableClause) -> None:
             pending.clear()
 
     for row in _minute_rows(connection, minutes):  # key order: an hour's minutes adjoin
-        start = row.minute_start_s // _HOUR_S * _HOUR_S
-        if current is None or (current["model"], current["version"], current["hour_start_s"]) != (
-            row.model,
-            row.version,
-            start,
+        key = (row.model, row.version, row.minute_start_s // _HOUR_S * _HOUR_S)
+        if (
+            current is None
+            or (current["model"], current["version"], current["hour_start_s"]) != key
         ):
             if current is not None:
                 close(current)
             current = {
-                "model": row.model,
-                "version": row.version,
-                "hour_start_s": start,
-                "count": 0,
-                "errors": 0,
-                "latency_sum_ns": 0,
-                "latency_max_ns": 0,
+                **dict(zip(("model", "version", "hour_start_s"), key, strict=True)),
                 "histogram": {},
-                "device_count": 0,
-                "device_time_sum_ns": 0,
-                "device_time_max_ns": 0,
+                **dict.fromkeys(_SUMS + _MAXIMA, 0),
             }
-        for name in ("count", "errors", "latency_sum_ns", "device_count", "device_time_sum_ns"):
+        for name in _SUMS:
             current[name] += getattr(row, name)
-        for name in ("latency_max_ns", "device_time_max_ns"):
+        for name in _MAXIMA:
             current[name] = max(current[name], getattr(row, name))
         merge_into(current["histogram"], row.histogram or {})
     if current is not None:

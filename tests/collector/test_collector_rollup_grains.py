@@ -17,15 +17,6 @@ from inferloop.collector.rollups import derive_figures
 from inferloop.store.sketch import bucket_counts, merge_into, percentiles, quantiles
 
 HOUR_S = 3600
-_FIGURES = (
-    "count",
-    "errors",
-    "latency_sum_ns",
-    "latency_max_ns",
-    "device_count",
-    "device_time_sum_ns",
-    "device_time_max_ns",
-)
 
 
 def _histogram(value) -> dict[str, int]:
