@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
-from prometheus_client import start_http_server
 
 from inferloop.settings import Settings
 from inferloop.store import create_engine_for
 
+from .health import CollectorHealth, serve_health
 from .label_records import prepare_with_labels
 from .metrics import IngestMetrics
 from .pipeline import IngestPipeline, IngestResult, InputMessage, PreparedBatch
@@ -156,7 +156,8 @@ def run_collector(
     bottleneck otherwise).
 
     ``metrics_port``: serve this process's Prometheus metrics (lag, rates, dead
-    letters, batch timings) on ``http://<settings.host>:<metrics_port>/metrics``.
+    letters, batch timings) on ``http://<settings.host>:<metrics_port>/metrics``, and
+    its probes on ``/readyz`` (503 while the store or the broker fails) and ``/healthz``.
     """
     tuning = settings.collector
     check_crcs = tuning.check_crcs
@@ -168,11 +169,10 @@ def run_collector(
             )
     stop_event = stop_event or threading.Event()
     metrics = metrics or IngestMetrics()
+    health = CollectorHealth()
     metrics_server = None
     if tuning.metrics_port is not None:
-        metrics_server, _ = start_http_server(
-            tuning.metrics_port, addr=settings.host, registry=metrics.registry
-        )
+        metrics_server = serve_health(settings.host, tuning.metrics_port, metrics.registry, health)
     engine = create_engine_for(settings.resolved_database_url())
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
@@ -220,9 +220,11 @@ def run_collector(
             try:
                 polled = consumer.poll(timeout_ms=50 if in_flight else 500)
             except KafkaError as error:  # the broker is away: wait for it, keep what is in flight
+                health.broker_failed(error)
                 logger.warning("polling failed (%s); retrying in %.1f s", error, _POLL_RETRY_S)
                 stop_event.wait(_POLL_RETRY_S)
                 continue
+            health.broker_ok()
             if polled:
                 messages, offsets = _to_messages(polled)
                 positions.update((partition, meta.offset) for partition, meta in offsets.items())
@@ -236,7 +238,7 @@ def run_collector(
                 if not _finish(consumer, in_flight, reporter):
                     in_flight = None
                     break  # nothing after an unstored batch may be committed
-                future = writer.submit(_store_until_done, pipeline, prepared, stop_event)
+                future = writer.submit(_store_until_done, pipeline, prepared, health, stop_event)
                 in_flight = _InFlight(future, offsets)
             else:
                 stored = _finish(consumer, in_flight, reporter)
@@ -277,22 +279,28 @@ def _to_messages(polled) -> tuple[list[InputMessage], dict[TopicPartition, Offse
 
 
 def _store_until_done(
-    pipeline: IngestPipeline, prepared: PreparedBatch, stop_event: threading.Event
+    pipeline: IngestPipeline,
+    prepared: PreparedBatch,
+    health: CollectorHealth,
+    stop_event: threading.Event,
 ) -> IngestResult | None:
     """Store the batch, retrying while the store is down; no offset moves meanwhile, and
-    ``inferloop_ingest_store_up{source="kafka"}`` reads 0 until a retry succeeds."""
+    ``inferloop_ingest_store_up{source="kafka"}`` reads 0 (``/readyz`` 503) until a retry
+    succeeds."""
     store_up = pipeline.metrics.store_up.labels("kafka")
     while True:
         try:
             result = pipeline.store(prepared)
-        except Exception:  # the store is down or unreachable: wait, keep the batch
+        except Exception as error:  # the store is down or unreachable: wait, keep the batch
             store_up.set(0)
+            health.store_failed(error)
             pipeline.metrics.store_unavailable.labels("kafka").inc()
             logger.exception("storing a batch failed; retrying in %.0f s", _RETRY_DELAY_S)
             if stop_event.wait(_RETRY_DELAY_S):
                 return None  # uncommitted: the next owner of these partitions redelivers them
         else:
             store_up.set(1)
+            health.store_ok()
             return result
 
 

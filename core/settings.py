@@ -49,7 +49,10 @@ class CollectorSettings(_Section):
         description="Verify record checksums; default: only when the C crc32c package is present.",
     )
     metrics_port: int | None = Field(
-        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus metrics (/metrics) and probes (/readyz, /healthz) here.",
     )
     max_message_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="Larger messages are dead-lettered."

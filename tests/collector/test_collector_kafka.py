@@ -274,10 +274,12 @@ def test_malformed_messages_become_dead_letters_and_valid_ones_around_them_are_s
             "the lag gauge",
         )
         scraped = _scrape(metrics_port)
+        ready = httpx.get(f"http://127.0.0.1:{metrics_port}/readyz", timeout=10)
     finally:
         stop.set()
         worker.join(timeout=30)
     assert not worker.is_alive()
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
 
     with engine.connect() as connection:
         stored = set(connection.execute(sa.text("SELECT event_id FROM events")).scalars())

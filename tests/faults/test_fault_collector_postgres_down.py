@@ -1,7 +1,8 @@
 """The collector's PostgreSQL stopped for 30 s under an SDK producing to Kafka.
 
 The collector keeps the batch it could not store and retries it: it commits no offset
-while the store is down, and says so on its metrics (`inferloop_ingest_store_up` 0);
+while the store is down, and says so on its metrics (`inferloop_ingest_store_up` 0) and
+its readiness probe (`/readyz` 503 naming the cause);
 once the database is back it resumes by itself, and every event is stored exactly once.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 from collector_process import collector_process, committed_offsets, metric
 from fault_services import free_port
@@ -30,6 +32,10 @@ UP = ("inferloop_ingest_store_up", 'source="kafka"')
 @monitor(model=MODEL, version="1")
 def predict(x):
     return x
+
+
+def _readyz(port: int) -> httpx.Response:
+    return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
 
 
 def test_postgres_stopped_under_the_collector_stops_commits_and_resumes_exactly_once(
@@ -59,6 +65,9 @@ def test_postgres_stopped_under_the_collector_stops_commits_and_resumes_exactly_
             down_at = time.monotonic()
             wait_for(lambda: metric(port, *UP) == 0.0, 60, "the collector to report the store down")
             unhealthy_after_s = time.monotonic() - down_at
+            not_ready = _readyz(port)
+            assert not_ready.status_code == 503 and not_ready.headers["Retry-After"] == "1"
+            assert not_ready.json()["reason"].startswith("store unavailable: StoreUnavailable")
             held = committed_offsets(kafka_bootstrap, group, topic)
             time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))  # the outage itself
             assert committed_offsets(kafka_bootstrap, group, topic) == held
@@ -67,6 +76,7 @@ def test_postgres_stopped_under_the_collector_stops_commits_and_resumes_exactly_
             up_at = time.monotonic()
             wait_for(lambda: metric(port, *UP) == 1.0, 60, "the collector to resume")
             resumed_after_s = time.monotonic() - up_at
+            assert _readyz(port).json() == {"status": "ready"}
             emitted = traffic.stop()
         assert flush(60) and stats()["sent"] == emitted
         wait_for(lambda: tally(engine, MODEL).rows >= emitted, 180, "every event stored")

@@ -1,7 +1,8 @@
 """The embedded server's PostgreSQL stopped for 15 s under an SDK sending over HTTP.
 
 While the store is down, ingest answers 503 with Retry-After and /readyz 503 naming
-the cause; the SDK keeps its batches and retries with backoff. Once the database is
+the cause, while /metrics still answers (with the store_up gauge at 0); the SDK keeps its
+batches and retries no sooner than Retry-After asks. Once the database is
 back, every event emitted is stored exactly once and completeness says none was lost.
 """
 
@@ -59,6 +60,9 @@ def test_postgres_stopped_under_http_ingest_then_every_event_stored_once(own_pos
             not_ready = _ready(base)
             assert not_ready.status_code == 503 and not_ready.headers["Retry-After"] == "1"
             assert not_ready.json()["reason"].startswith("database unreachable: OperationalError")
+            scraped = httpx.get(f"{base}/metrics", timeout=30)  # the key check needs no store
+            assert scraped.status_code == 200
+            assert 'inferloop_ingest_store_up{source="http"} 0.0' in scraped.text
             wait_for(lambda: stats()["retried"] >= 2, 30, "the SDK to retry with backoff")
             retried_during_outage = stats()["retried"]
 
