@@ -1,8 +1,8 @@
 """The model page's drift heatmap: features down, windows across, one coloured cell each.
 
 The analyzer tests drift once a minute, so a range holds far more windows than a page can
-show: windows are merged into at most `HEATMAP_COLUMNS` buckets (whole minutes) by the end
-of their window, in the store's one grouped read. A bucket shows its worst state (a
+show: windows are merged into at most `HEATMAP_COLUMNS` buckets by the end of their
+window (whole minutes; whole hours past a day, read from the store's hour rows). A bucket shows its worst state (a
 finding raised, a test over its threshold, or how close the latest test came) and links
 to the latest finding it raised, whose page holds the Evidently report.
 """
@@ -17,12 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from inferloop.grains import MINUTE_S
-from inferloop.store.drift_cells import any_drift_cell, drift_heatmap
+from inferloop.store.drift_cells import any_drift_cell
+from inferloop.store.drift_heatmap import HeatmapCell, drift_heatmap
 from inferloop.store.references import active_reference
 
 __all__ = ["HEATMAP_COLUMNS", "LEGEND", "drift_heatmap_view"]
 
 _NS = 1_000_000_000
+HOUR_S = 3600
 HEATMAP_COLUMNS = 48
 LEGEND = (
     ("alarm", "finding raised (opens it)"),
@@ -53,8 +55,9 @@ def _columns(start_s: int, end_s: int, bucket_s: int) -> list[_Column]:
 
 
 def _bucket_s(length_s: int) -> int:
-    per_column = math.ceil(length_s / HEATMAP_COLUMNS / MINUTE_S) * MINUTE_S
-    return max(MINUTE_S, per_column)
+    """Whole minutes per column; whole hours past a day, so the store reads its hour rows."""
+    grain = HOUR_S if length_s > 24 * HOUR_S else MINUTE_S
+    return max(MINUTE_S, math.ceil(length_s / HEATMAP_COLUMNS / grain) * grain)
 
 
 def _closeness(score: float | None, threshold: float | None, score_kind: str) -> float | None:
@@ -68,7 +71,7 @@ def _closeness(score: float | None, threshold: float | None, score_kind: str) ->
     return score / threshold
 
 
-def _state(row: sa.Row) -> str:
+def _state(row: HeatmapCell) -> str:
     if row.finding_id is not None or row.alarmed_windows:
         return "alarm"
     if row.drifted_windows:
@@ -86,7 +89,7 @@ def _label(kind: str, feature: str, version: str, several_versions: bool) -> str
     return f"{version} · {name}" if several_versions and version else name
 
 
-def _title(row: sa.Row, label: str, column: _Column, utc) -> str:
+def _title(row: HeatmapCell, label: str, column: _Column, utc) -> str:
     score = "—" if row.score is None else f"{row.score:.3g}"
     threshold = "" if row.threshold is None else f" (threshold {row.threshold:.3g})"
     parts = [

@@ -1,4 +1,5 @@
-"""Drift cells: every (model, version, feature, window) the analyzer tested, drifted or not.
+"""Drift cells: every (model, version, feature, window) the analyzer tested, drifted or not,
+and their counts per hour for long ranges.
 
 Revision ID: 0008_drift_cells
 Revises: 0007_api_keys
@@ -45,7 +46,24 @@ def upgrade() -> None:
             "model", "window_end_ns", "version", "kind", "feature", name=op.f("pk_drift_cells")
         ),
     )
+    op.create_table(
+        "drift_cell_hours",
+        sa.Column("model", sa.String(length=200), nullable=False),
+        sa.Column("hour_start_ns", sa.BigInteger(), nullable=False),
+        sa.Column("version", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=64), nullable=False),
+        sa.Column("feature", sa.String(length=400), nullable=False),
+        sa.Column("windows", sa.BigInteger(), nullable=False),
+        sa.Column("drifted_windows", sa.BigInteger(), nullable=False),
+        sa.Column("alarmed_windows", sa.BigInteger(), nullable=False),
+        sa.Column("last_end_ns", sa.BigInteger(), nullable=False),
+        sa.Column("finding_id", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint(
+            "model", "hour_start_ns", "version", "kind", "feature", name=op.f("pk_drift_cell_hours")
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("drift_cell_hours")
     op.drop_table("drift_cells")

@@ -1,5 +1,6 @@
 """The drift table on both back ends: upserts by (model, window, version, kind, feature),
-the paged read in key order, and the heatmap's buckets."""
+the paged read in key order, the hour rows kept beside the cells, and the heatmap's
+buckets from either."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import sqlalchemy as sa
 from drift_cell_rows import drift_cell, drift_finding
 
 from inferloop.store.drift_cells import (
+    HOUR_NS,
     DriftCell,
+    DriftCellHour,
     any_drift_cell,
     drift_cells,
-    drift_heatmap,
     write_cells,
 )
+from inferloop.store.drift_heatmap import drift_heatmap
 
 MIN = 60 * 1_000_000_000
 
@@ -60,7 +63,9 @@ def test_the_heatmap_merges_windows_into_buckets_and_keeps_the_latest_finding(mi
             connection,
             [
                 drift_cell(1 * MIN, "age"),
-                drift_cell(2 * MIN, "age", drifted=True, alarmed=True, finding_id=finding, score=1e-6),
+                drift_cell(
+                    2 * MIN, "age", drifted=True, alarmed=True, finding_id=finding, score=1e-6
+                ),
                 drift_cell(3 * MIN, "age", drifted=True, score=0.01),
                 drift_cell(5 * MIN, "age"),
                 drift_cell(1 * MIN, "income"),
@@ -74,5 +79,74 @@ def test_the_heatmap_merges_windows_into_buckets_and_keeps_the_latest_finding(mi
     age = got["age", 0]
     assert (age.windows, age.drifted_windows, age.alarmed_windows) == (3, 2, 1)
     assert age.finding_id == finding and age.finding_status == "pending"
-    assert age.last_end_ns == 3 * MIN and age.score == 0.01 and age.drifted and not age.alarmed
+    assert (
+        age.last_end_ns == 3 * MIN and age.score == 0.01 and age.last_start_ns == 3 * MIN - HOUR_NS
+    )
     assert got["age", 1].finding_id is None and got["income", 0].windows == 1
+
+
+def _hours(engine) -> dict[tuple[int, str], tuple[int, int, int, int, int | None]]:
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(DriftCellHour)).all()
+    return {
+        (r.hour_start_ns // HOUR_NS, r.feature): (
+            r.windows,
+            r.drifted_windows,
+            r.alarmed_windows,
+            r.last_end_ns // MIN,
+            r.finding_id,
+        )
+        for r in rows
+    }
+
+
+def test_the_hour_rows_count_each_window_once_however_often_it_is_written(migrated_engine):
+    with migrated_engine.begin() as connection:
+        finding = drift_finding(connection)
+        first = [drift_cell(m * MIN, "age") for m in (1, 30, 59, 60, 61)]
+        write_cells(connection, first)
+        write_cells(connection, first[:2])
+        write_cells(
+            connection,
+            [drift_cell(30 * MIN, "age", drifted=True, alarmed=True, finding_id=finding)],
+        )
+    assert _hours(migrated_engine) == {
+        (0, "age"): (3, 1, 1, 59, finding),
+        (1, "age"): (2, 0, 0, 61, None),
+    }
+
+
+def test_whole_hour_buckets_read_the_hour_rows_and_agree_with_the_cells(migrated_engine):
+    with migrated_engine.begin() as connection:
+        finding = drift_finding(connection)
+        write_cells(
+            connection,
+            [
+                drift_cell(m * 5 * MIN, f, drifted=m == 13, score=0.01 if m == 13 else 0.4)
+                for m in range(1, 72)
+                for f in ("age", "income")
+            ]
+            + [drift_cell(65 * MIN, "age", drifted=True, alarmed=True, finding_id=finding)],
+        )
+    with migrated_engine.connect() as connection:
+        hourly = drift_heatmap(
+            connection, "fraud", start_ns=0, end_ns=6 * HOUR_NS, bucket_ns=2 * HOUR_NS
+        )
+        minutes = drift_heatmap(
+            connection, "fraud", start_ns=MIN, end_ns=6 * HOUR_NS, bucket_ns=2 * HOUR_NS
+        )
+    got = {(c.feature, c.bucket): c for c in hourly}
+    assert sorted(got) == [
+        ("age", 0),
+        ("age", 1),
+        ("age", 2),
+        ("income", 0),
+        ("income", 1),
+        ("income", 2),
+    ]
+    age = got["age", 0]
+    assert (age.windows, age.drifted_windows, age.alarmed_windows) == (23, 1, 1)
+    assert age.finding_id == finding and age.finding_status == "pending"
+    assert age.last_end_ns == 115 * MIN and age.score == 0.4
+    assert got["age", 2].windows == 24 and got["income", 2].finding_id is None
+    assert sum(c.windows for c in hourly) == sum(c.windows for c in minutes) == 142

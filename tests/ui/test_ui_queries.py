@@ -8,7 +8,7 @@ import random
 import orjson
 import pytest
 import sqlalchemy as sa
-from drift_cell_rows import drift_cell
+from drift_cell_rows import drift_cell, drift_finding
 from ingest_events import MINUTE_NS, EventFactory
 
 from inferloop.collector import IngestPipeline
@@ -20,7 +20,8 @@ from inferloop.store.dashboard_queries import (
     model_totals,
     range_summary,
 )
-from inferloop.store.drift_cells import any_drift_cell, drift_heatmap, write_cells
+from inferloop.store.drift_cells import any_drift_cell, write_cells
+from inferloop.store.drift_heatmap import drift_heatmap
 from inferloop.store.rollups import latency_summary, minute_series
 from inferloop.store.sketch import merge_into, percentiles, quantiles
 
@@ -243,27 +244,35 @@ def test_the_hour_queries_read_through_an_index(hours_stored):
             assert "Index" in plan and "Seq Scan" not in plan, plan
 
 
-def test_the_drift_heatmap_reads_through_the_drift_table_key(migrated_engine):
-    minute = 60 * 1_000_000_000
-    cells = [
-        drift_cell(m * minute, feature, model=model)
-        for model in ("fraud", "other")
-        for m in range(1, 30)
-        for feature in ("age", "income")
-    ]
+def test_the_drift_heatmap_reads_through_the_drift_tables_keys(migrated_engine):
+    minute, hour = 60 * 1_000_000_000, 3600 * 1_000_000_000
     with migrated_engine.begin() as connection:
+        finding = drift_finding(connection)
+        cells = [
+            drift_cell(m * 5 * minute, feature, model=model)
+            for model in ("fraud", "other")
+            for m in range(1, 30)
+            for feature in ("age", "income")
+        ]
+        cells.append(drift_cell(50 * minute, "age", alarmed=True, finding_id=finding))
         write_cells(connection, cells)
 
     def run(connection) -> None:
-        drift_heatmap(connection, "fraud", start_ns=minute, end_ns=20 * minute, bucket_ns=minute)
+        for start_ns, bucket_ns in ((minute, 10 * minute), (0, hour)):  # cells, then hours
+            drift_heatmap(
+                connection, "fraud", start_ns=start_ns, end_ns=3 * hour, bucket_ns=bucket_ns
+            )
         any_drift_cell(connection, "fraud")
 
     plans = _plans(migrated_engine, run)
 
-    assert len(plans) == 2
-    for plan in plans:
+    assert len(plans) == 7  # each heatmap: counts, latest cells, findings
+    tables = ["drift_cells", "drift_cells", "findings", "drift_cell_hours", "drift_cells"]
+    tables += ["findings", "drift_cells"]
+    for plan, table in zip(plans, tables, strict=True):
         if migrated_engine.dialect.name == "sqlite":
-            assert "SCAN drift_cells" not in plan and "SCAN latest" not in plan, plan
-            assert "INDEX sqlite_autoindex_drift_cells_1" in plan, plan
+            assert f"SCAN {table}" not in plan, plan
+            index = "PRIMARY KEY" if table == "findings" else f"sqlite_autoindex_{table}_1"
+            assert index in plan, plan
         else:
-            assert "pk_drift_cells" in plan and "Seq Scan" not in plan, plan
+            assert f"pk_{table}" in plan and "Seq Scan" not in plan, plan
