@@ -5,13 +5,14 @@ answer is a sum (calls, errors: `GROUP BY` over the rollups, served by their ind
 read percentiles precomputed at ingest wherever a chart bucket or range is one rollup row:
 a minute bucket of one version reads its minute row, an hour bucket its hour row
 (`hour_rollups`), and a range's whole hours come from the hour rows, its ragged edges from
-minutes. Histograms are decoded and merged only where a bucket spans several rows (all
-versions together, or ten minutes), one merged histogram per bucket.
+minutes. Histograms are decoded only where a bucket spans several rows (all versions
+together, or several minutes), and their percentiles found in one numpy pass over all
+their buckets (`sketch.merged_percentiles`) rather than by merging dicts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ import orjson
 import sqlalchemy as sa
 
 from .analysis import Finding
-from .sketch import merge_into, percentiles
+from .sketch import merged_percentiles
 from .tables import HourRollup, MinuteRollup
 from .vocabulary import ACTIVE_STATUSES
 
@@ -67,7 +68,7 @@ def _columns_of(table: sa.Table, start: sa.ColumnElement) -> list[sa.ColumnEleme
 
 class _Cell:
     """The rows that fall into one bucket (or range), summed; percentiles taken from the
-    one row's precomputed ones, or from the rows' histograms merged."""
+    one row's precomputed ones, or from all the rows' histograms together."""
 
     __slots__ = (
         "count",
@@ -78,14 +79,14 @@ class _Cell:
         "device_time_sum_ns",
         "device_time_max_ns",
         "_parts",
-        "_merged",
+        "_decoded",
     )
 
     def __init__(self) -> None:
         self.count = self.errors = self.latency_sum_ns = self.latency_max_ns = 0
         self.device_count = self.device_time_sum_ns = self.device_time_max_ns = 0
         self._parts: list[tuple[tuple, Any]] = []
-        self._merged: dict[str, int] | None = None
+        self._decoded: list[Mapping[str, int]] | None = None
 
     def add_row(self, row: sa.Row) -> None:
         self._sum(row)
@@ -104,27 +105,25 @@ class _Cell:
         self.device_time_sum_ns += other.device_time_sum_ns
         self.device_time_max_ns = max(self.device_time_max_ns, other.device_time_max_ns)
 
-    def histogram(self) -> dict[str, int]:
-        if self._merged is None:
-            decoded = [_decoded(source) for _, source in self._parts]
-            if len(decoded) == 1:
-                self._merged = decoded[0]
-            else:
-                self._merged = {}
-                for histogram in decoded:
-                    merge_into(self._merged, histogram)
-        return self._merged
+    def histograms(self) -> list[Mapping[str, int]]:
+        """The histograms of every row in the cell, decoded once."""
+        if self._decoded is None:
+            self._decoded = []
+            for _, source in self._parts:
+                if isinstance(source, _Cell):
+                    self._decoded.extend(source.histograms())
+                else:
+                    self._decoded.append(_decoded(source))
+        return self._decoded
 
     def percentiles(self) -> tuple[float | None, float | None, float | None]:
         if len(self._parts) == 1:
             stored, source = self._parts[0]
             return source.percentiles() if stored is None else stored
-        return percentiles(self.histogram()) if self._parts else (None, None, None)
+        return merged_percentiles(self.histograms()) if self._parts else (None, None, None)
 
 
-def _decoded(source: Any) -> dict[str, int]:
-    if isinstance(source, _Cell):
-        return source.histogram()
+def _decoded(source: Any) -> Mapping[str, int]:
     if isinstance(source, str | bytes):
         return orjson.loads(source)
     return source or {}

@@ -11,7 +11,8 @@ object per minute per model/version serves any time range.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 
 import numpy as np
 
@@ -89,4 +90,27 @@ def percentiles(histogram: Mapping[str, int]) -> tuple[float | None, float | Non
             below += items[index][1]
             index += 1
         found.append(bucket_value(items[index][0]))
+    return found[0], found[1], found[2]
+
+
+def merged_percentiles(
+    histograms: Sequence[Mapping[str, int]],
+) -> tuple[float | None, float | None, float | None]:
+    """`percentiles` of the histograms merged, without merging them: every bucket of every
+    histogram sorted by index (equal indexes adjoin, so the running count still finds the
+    rank's bucket). One numpy pass instead of a dict update per bucket: what a chart
+    bucket or a range spanning many rollup rows costs."""
+    n = sum(map(len, histograms))
+    if n == 0:
+        return None, None, None
+    keys = np.fromiter(map(int, chain.from_iterable(histograms)), np.int64, n)
+    counts = np.fromiter(chain.from_iterable(h.values() for h in histograms), np.int64, n)
+    order = np.argsort(keys, kind="stable")
+    cumulative = np.cumsum(counts[order])
+    total = int(cumulative[-1])
+    if total <= 0:
+        return None, None, None
+    ranks = [math.floor(q * (total - 1)) for q in PERCENTILES]
+    positions = np.searchsorted(cumulative, ranks, side="right")
+    found = [bucket_value(k) for k in keys[order[positions]].tolist()]
     return found[0], found[1], found[2]
