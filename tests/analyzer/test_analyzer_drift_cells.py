@@ -10,7 +10,7 @@ from analyzer_streams import HOUR_NS, NS, Stream, ingest
 from inferloop.analyzer import AnalyzerConfig, AnalyzerWorker, list_findings
 from inferloop.analyzer._model_run import ModelAnalysis
 from inferloop.settings import Settings
-from inferloop.store.drift_cells import DriftCell, drift_cells
+from inferloop.store.drift_cells import DriftCell, DriftCellHour, drift_cells
 
 T0 = 1_800_000_000 * NS
 CONFIG = AnalyzerConfig(
@@ -33,6 +33,11 @@ def _cells(engine) -> list[sa.Row]:
 def _count(engine) -> int:
     with engine.connect() as connection:
         return connection.scalar(sa.select(sa.func.count()).select_from(DriftCell))
+
+
+def _hour_windows(engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(sa.select(sa.func.sum(DriftCellHour.windows)))
 
 
 def _findings(engine) -> list[sa.Row]:
@@ -76,8 +81,8 @@ def test_a_re_run_of_the_same_window_writes_no_duplicate_cells(migrated_engine, 
     written = _count(migrated_engine)
     assert written >= 4
     second.run("fraud", ["v1"], T0)
-    assert _count(migrated_engine) == written
+    assert _count(migrated_engine) == written == _hour_windows(migrated_engine)
     assert [c.finding_id for c in _cells(migrated_engine) if c.alarmed]
 
     first.run("fraud", ["v1"], T0 + 61 * NS)
-    assert _count(migrated_engine) == 2 * written
+    assert _count(migrated_engine) == 2 * written == _hour_windows(migrated_engine)
