@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from inferloop.periodic import PeriodicThread
 from inferloop.store.alert_rules import list_rules
 from inferloop.store.alert_state import (
+    get_silence,
     list_silences,
     load_engine_state,
     lock_engine_state,
@@ -107,10 +108,7 @@ class AlertEvaluator:
             row = rows.get(alert.annotations.get("finding_id"))
             ended = row.resolved_at_ns if row is not None and row.resolved_at_ns else now_ns
             events.append(AlertChanged(replace(alert, ends_at_ns=ended)))
-        events += [
-            SilenceChanged(Silence.from_dict(silence))
-            for silence in list_silences(connection, unexpired_at_ns=now_ns)
-        ]
+        events += [SilenceChanged(silence) for silence in _silences(connection, state, now_ns)]
         return events
 
     def _round(self) -> float:
@@ -122,3 +120,22 @@ class AlertEvaluator:
 
     def stop(self, timeout: float | None = 30.0) -> None:
         self._thread.stop(timeout)
+
+
+def _silences(connection, state: EngineState, now_ns: int) -> list[Silence]:
+    """The store's unexpired silences, and the stored end of every silence the core still
+    holds as running that the store no longer lists: one expired early, replaced by an
+    edit, or deleted. Without the latter the core went on applying its old copy until
+    the silence's original end."""
+    running = [Silence.from_dict(row) for row in list_silences(connection, unexpired_at_ns=now_ns)]
+    listed = {silence.id for silence in running}
+    ended = []
+    for silence_id, held in state.silences.items():
+        if silence_id in listed or held.expired(now_ns):
+            continue
+        stored = get_silence(connection, silence_id)
+        if stored is not None:
+            ended.append(Silence.from_dict(stored))
+        else:
+            ended.append(replace(held, ends_at_ns=max(held.starts_at_ns, now_ns)))
+    return running + ended

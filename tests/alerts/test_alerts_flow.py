@@ -14,6 +14,8 @@ from inferloop.alerts import (
     Dispatcher,
     build_rate_limits,
     build_receivers,
+    edit_stored_silence,
+    expire_stored_silence,
     load_config,
 )
 from inferloop.store.alert_state import save_silence
@@ -133,6 +135,53 @@ def test_a_silenced_finding_sends_nothing_until_the_silence_ends(migrated_engine
     clock.advance(30)
     sent += evaluator.evaluate_once()
     assert [note.status for note in sent] == ["firing"]
+
+
+def _silence_fraud(engine, *, minutes: int) -> None:
+    with engine.begin() as connection:
+        save_silence(
+            connection,
+            {
+                "id": "maintenance",
+                "matchers": ['model="fraud"'],
+                "starts_at_ns": T0,
+                "ends_at_ns": T0 + minutes * 60 * NS,
+                "comment": "retraining",
+                "created_by": "ana",
+            },
+            now_ns=T0,
+        )
+
+
+def test_a_silence_expired_early_lets_the_alert_through_after_group_wait(migrated_engine):
+    clock = VirtualClock()
+    _silence_fraud(migrated_engine, minutes=60)
+    _open_finding(migrated_engine, "amount", T0)
+    evaluator = AlertEvaluator(migrated_engine, _config("http://127.0.0.1:9/"), clock=clock)
+    clock.advance(60)
+    assert evaluator.evaluate_once() == []  # silenced
+    with migrated_engine.begin() as connection:
+        expire_stored_silence(connection, "maintenance", now_ns=clock())
+    assert evaluator.evaluate_once() == []  # visible now: news, so group_wait first
+    clock.advance(30)
+    assert [note.status for note in evaluator.evaluate_once()] == ["firing"]
+
+
+def test_a_silence_narrowed_by_an_edit_stops_muting_what_it_no_longer_matches(migrated_engine):
+    clock = VirtualClock()
+    _silence_fraud(migrated_engine, minutes=60)
+    _open_finding(migrated_engine, "amount", T0)
+    evaluator = AlertEvaluator(migrated_engine, _config("http://127.0.0.1:9/"), clock=clock)
+    clock.advance(60)
+    assert evaluator.evaluate_once() == []
+    with migrated_engine.begin() as connection:  # expires "maintenance", stores a successor
+        edit_stored_silence(
+            connection, "maintenance", now_ns=clock(), matchers=['feature="income"']
+        )
+    evaluator.evaluate_once()
+    clock.advance(30)
+    (fired,) = evaluator.evaluate_once()
+    assert fired.status == "firing" and fired.alerts[0].labels["feature"] == "amount"
 
 
 def test_evaluators_share_the_core_state_through_the_store_and_never_resend(migrated_engine):

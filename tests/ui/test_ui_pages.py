@@ -8,11 +8,15 @@ import re
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from ingest_events import EventFactory
 
+from inferloop.alerts import AlertEvaluator, load_config
 from inferloop.server import routes_ui
 from inferloop.server.routes_ui import CSP, REFRESH_S
 from inferloop.store import insert_finding
+from inferloop.store.findings import update_finding
 
 PAGES = {
     "overview": "/ui/?range=24h",
@@ -23,6 +27,46 @@ PAGES = {
     "feedback": "/ui/feedback/ranker",
     "feedback-fraud": "/ui/feedback/fraud",
 }
+
+
+SILENCE_TEST_ALERTING = """
+rules:
+  - name: probe
+    matchers: ['feature="ui-silence-probe"']
+route:
+  receiver: oncall
+  group_by: [model]
+  group_wait: 30s
+receivers:
+  - name: oncall
+    type: webhook
+    url: http://127.0.0.1:9/
+    secret: whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
+"""
+
+
+def _insert_finding(engine, *, model: str, severity: str, title: str) -> int:
+    now = time.time_ns()
+    with engine.begin() as connection:
+        return insert_finding(
+            connection,
+            {
+                "fingerprint": f"ui-test-{title}",
+                "model": model,
+                "kind": "data_drift",
+                "subject": "ui-silence-probe",
+                "severity": severity,
+                "status": "open",
+                "title": title,
+                "evidence": {},
+                "window_start_ns": now - 3600 * 10**9,
+                "window_end_ns": now,
+                "first_seen_ns": now,
+                "last_seen_ns": now,
+                "opened_at_ns": now,
+                "occurrences": 1,
+            },
+        )
 
 
 def _open(page, url: str):
@@ -232,6 +276,31 @@ def test_a_finding_raised_after_load_shows_up_in_place_within_two_refreshes(dash
     seen.assert_clean()
 
 
+def test_an_event_ingested_after_load_is_counted_in_place_within_two_refreshes(dashboard, new_page):
+    page, seen = new_page()
+    _open(page, dashboard.url + "/ui/?range=24h")
+    page.evaluate("window.__kept = true")  # gone if the page reloads
+    calls = page.locator('article.card[data-model="search"] [data-field="count"]')
+    before = int(calls.inner_text().replace(",", ""))
+    factory = EventFactory(model="search", version="1")
+    factory.base_time_ns = time.time_ns() - 60 * 10**9
+    answer = httpx.post(
+        dashboard.url + "/v1/events",
+        content=factory.batch_bytes([factory.inference() for _ in range(7)]),
+        timeout=30,
+    )
+    assert answer.status_code == 200 and answer.json()["stored"] == 7
+
+    expected = f"{before + 7:,}"
+    page.wait_for_function(
+        "([selector, text]) => document.querySelector(selector)?.textContent === text",
+        arg=['article.card[data-model="search"] [data-field="count"]', expected],
+        timeout=2 * REFRESH_S * 1000 + 2000,
+    )
+    assert page.evaluate("window.__kept") is True
+    seen.assert_clean()
+
+
 def test_the_first_chart_is_painted_soon_after_navigation(dashboard, new_page):
     page, seen = new_page()
     painted = []
@@ -251,7 +320,6 @@ def test_the_first_chart_is_painted_soon_after_navigation(dashboard, new_page):
 
 
 def test_the_pages_script_stays_small_and_nothing_is_inline(dashboard):
-    import httpx
 
     static = Path(routes_ui.__file__).parent / "static"
     scripts = sum(p.stat().st_size for p in static.glob("*.js"))
@@ -267,7 +335,6 @@ def test_the_pages_script_stays_small_and_nothing_is_inline(dashboard):
 
 
 def test_a_silence_made_and_expired_on_the_alerts_page_is_the_apis(dashboard, new_page):
-    import httpx
 
     page, seen = new_page()
     _open(page, dashboard.url + "/ui/alerts")
@@ -285,13 +352,36 @@ def test_a_silence_made_and_expired_on_the_alerts_page_is_the_apis(dashboard, ne
     assert made["matchers"] == ['model="fraud"', 'severity="critical"']
     assert made["state"] == "active"
     assert made["ends_at_ns"] - made["starts_at_ns"] == 30 * 60 * 10**9
-    row = page.locator(f'tr[data-silence="{made["id"]}"]')
-    with page.expect_navigation(wait_until="networkidle"):
-        row.locator("button", has_text="Expire").click()
+    # A critical finding for fraud is held back while the silence lasts, and told once it ends.
+    offset_s = [0.0]
+    evaluator = AlertEvaluator(
+        dashboard.engine,
+        load_config(SILENCE_TEST_ALERTING),
+        clock=lambda: time.time_ns() + int(offset_s[0] * 10**9),
+    )
+    finding = _insert_finding(
+        dashboard.engine, model="fraud", severity="critical", title="fraud: score drifted"
+    )
+    try:
+        offset_s[0] = 31  # past group_wait
+        assert evaluator.evaluate_once() == []
+        row = page.locator(f'tr[data-silence="{made["id"]}"]')
+        with page.expect_navigation(wait_until="networkidle"):
+            row.locator("button", has_text="Expire").click()
 
-    after = httpx.get(f"{dashboard.url}/v1/alerts/silences/{made['id']}").json()
-    assert after["state"] == "expired"
-    assert row.locator("button").count() == 0
+        after = httpx.get(f"{dashboard.url}/v1/alerts/silences/{made['id']}").json()
+        assert after["state"] == "expired"
+        assert row.locator("button").count() == 0
+        sent = evaluator.evaluate_once()
+        offset_s[0] = 100  # the alert is news once visible: group_wait again
+        sent += evaluator.evaluate_once()
+        assert [note.status for note in sent] == ["firing"]
+        assert sent[0].alerts[0].annotations["finding_id"] == finding
+    finally:
+        with dashboard.engine.begin() as connection:
+            update_finding(
+                connection, finding, {"status": "resolved", "resolved_at_ns": time.time_ns()}
+            )
     seen.assert_clean()
 
 
@@ -309,7 +399,6 @@ def test_a_bad_matcher_is_refused_with_its_reason_on_the_page(dashboard, new_pag
 
 
 def test_an_unknown_range_is_a_400_page_naming_the_ranges(dashboard):
-    import httpx
 
     page = httpx.get(dashboard.url + "/ui/models/fraud?range=2w")
     data = httpx.get(dashboard.url + "/ui/data/models/fraud/series?range=2w")
