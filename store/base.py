@@ -52,10 +52,11 @@ def _sqlite_begin(conn: Any) -> None:
     # write fails at once with "database is locked" when another connection committed in
     # between, without waiting on busy_timeout.
     mode = conn.get_execution_options().get(_SQLITE_BEGIN_OPTION, "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    conn.exec_driver_sql(_SQLITE_BEGIN_STATEMENTS[mode])
 
 
 _SQLITE_BEGIN_OPTION = "inferloop_sqlite_begin"
+_SQLITE_BEGIN_STATEMENTS = {"DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE"}
 
 
 @contextlib.contextmanager
