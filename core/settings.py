@@ -275,7 +275,9 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
     raw_event_retention_days: float = Field(
-        default=14.0, gt=0, description="Raw events older than this are pruned; rollups stay."
+        default=14.0,
+        gt=0,
+        description="Raw events and drift cells older than this are pruned; rollups stay.",
     )
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     analyzer: AnalyzerSettings = Field(default_factory=AnalyzerSettings)

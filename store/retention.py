@@ -1,4 +1,5 @@
-"""Retention: raw events age out, the per-minute rollups (and labels) stay."""
+"""Retention: raw events and per-window drift cells age out; the per-minute rollups, the
+hour tables (and labels) stay."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from inferloop.periodic import PeriodicThread
 
+from .drift_cells import HOUR_NS, DriftCell, DriftCellHour
 from .tables import DeadLetter, Event, MinuteRollup
 
 logger = logging.getLogger(__name__)
@@ -61,8 +63,48 @@ def prune_raw_events(engine: Engine, *, older_than_days: float, now_ns: int | No
     return deleted
 
 
+def prune_drift_cells(engine: Engine, *, older_than_days: float, now_ns: int | None = None) -> int:
+    """Delete the drift cells of windows that ended before the retention age, whole hours
+    only, so each hour kept in `drift_cell_hours` (the heatmap's long ranges) still counts
+    exactly the cells it was computed from; return the cells deleted.
+
+    Model by model through the (model, window_end_ns) primary key, in short chunks."""
+    cutoff = (now_ns if now_ns is not None else time.time_ns()) - int(older_than_days * NS_PER_DAY)
+    cutoff = cutoff // HOUR_NS * HOUR_NS
+    cells = DriftCell.__table__
+    hours = DriftCellHour.__table__
+    with engine.connect() as connection:
+        models = connection.execute(
+            sa.select(hours.c.model).where(hours.c.hour_start_ns < cutoff).distinct()
+        ).scalars()
+        models = list(models)
+    deleted = 0
+    for model in models:
+        while True:
+            oldest = (
+                sa.select(cells.c.window_end_ns)
+                .where(cells.c.model == model, cells.c.window_end_ns < cutoff)
+                .order_by(cells.c.window_end_ns)
+                .offset(_DELETE_CHUNK - 1)
+                .limit(1)
+                .scalar_subquery()
+            )
+            with engine.begin() as connection:
+                # Chunks end at a window boundary: every cell up to the chunk's last window.
+                bound = connection.scalar(sa.select(oldest))
+                upper = cutoff if bound is None else min(bound + 1, cutoff)
+                count = connection.execute(
+                    sa.delete(cells).where(cells.c.model == model, cells.c.window_end_ns < upper)
+                ).rowcount
+            deleted += count
+            if bound is None or upper == cutoff:
+                break
+    return deleted
+
+
 class RetentionWorker:
-    """Background thread pruning raw events periodically (a server ``background`` worker)."""
+    """Background thread pruning raw events and drift cells periodically (a server
+    ``background`` worker)."""
 
     def __init__(
         self, engine: Engine, *, older_than_days: float, interval_s: float = 3600.0
@@ -76,8 +118,9 @@ class RetentionWorker:
 
     def _round(self) -> float:
         deleted = prune_raw_events(self.engine, older_than_days=self.older_than_days)
-        if deleted:
-            logger.info("retention pruned %d raw events", deleted)
+        cells = prune_drift_cells(self.engine, older_than_days=self.older_than_days)
+        if deleted or cells:
+            logger.info("retention pruned %d raw events and %d drift cells", deleted, cells)
         return self.interval_s
 
     def start(self) -> None:

@@ -16,6 +16,7 @@ from inferloop.store.drift_cells import (
     write_cells,
 )
 from inferloop.store.drift_heatmap import drift_heatmap
+from inferloop.store.retention import prune_drift_cells
 
 MIN = 60 * 1_000_000_000
 
@@ -150,3 +151,20 @@ def test_whole_hour_buckets_read_the_hour_rows_and_agree_with_the_cells(migrated
     assert age.last_end_ns == 115 * MIN and age.score == 0.4
     assert got["age", 2].windows == 24 and got["income", 2].finding_id is None
     assert sum(c.windows for c in hourly) == sum(c.windows for c in minutes) == 142
+
+
+def test_retention_prunes_whole_old_hours_of_cells_and_keeps_the_hour_rows(migrated_engine):
+    now_ns = 40 * 86_400 * 10**9
+    old_hour = now_ns - 20 * 86_400 * 10**9 // HOUR_NS * HOUR_NS
+    ends = [old_hour + k * 10 * MIN for k in range(1, 7)] + [now_ns - k * MIN for k in range(3)]
+    with migrated_engine.begin() as connection:
+        write_cells(connection, [drift_cell(end, f) for end in ends for f in ("age", "income")])
+    before = _hours(migrated_engine)
+
+    deleted = prune_drift_cells(migrated_engine, older_than_days=14, now_ns=now_ns)
+
+    with migrated_engine.connect() as connection:
+        left = connection.execute(sa.select(DriftCell.window_end_ns)).scalars().all()
+    assert deleted == 12 and sorted(set(left)) == sorted(ends[6:])
+    assert _hours(migrated_engine) == before  # the hour rows of pruned cells stay
+    assert prune_drift_cells(migrated_engine, older_than_days=14, now_ns=now_ns) == 0
