@@ -2,7 +2,7 @@
 
 One module per job: the tables (`tables`, `analysis`), the shared vocabulary of the
 findings table (`vocabulary`), the dialect-aware insert (`dialect`), and the queries, by table: rollups, completeness, analysis reads of
-events, findings, drift cells, references, leases, dead letters; retention prunes raw events.
+events, findings, drift cells, references, leases, dead letters; retention prunes raw events and drift cells.
 """
 
 from .analysis import AnalyzerLease, DriftReference, Finding
@@ -31,7 +31,7 @@ from .leases import claim_model, finish_model
 from .metadata import metadata
 from .migrate import current, downgrade, upgrade
 from .references import active_reference, pin_reference, set_reference_path
-from .retention import RetentionWorker, prune_raw_events
+from .retention import RetentionWorker, prune_drift_cells, prune_raw_events
 from .rollups import LatencySummary, MinutePoint, latency_summary, minute_series
 from .sketch import bucket_counts, bucket_indexes, merge_into, quantiles
 from .tables import DeadLetter, DeliveryRange, Event, HourRollup, Label, MinuteRollup, SdkDrops
@@ -92,6 +92,7 @@ __all__ = [
     "metadata",
     "minute_series",
     "pin_reference",
+    "prune_drift_cells",
     "prune_raw_events",
     "quantiles",
     "recent_dead_letters",
