@@ -1,8 +1,9 @@
 """The store: SQLAlchemy tables, migrations, and every query that two components share.
 
 One module per job: the tables (`tables`, `analysis`), the shared vocabulary of the
-findings table (`vocabulary`), the dialect-aware insert (`dialect`), and the queries, by table: rollups, completeness, analysis reads of
-events, findings, drift cells, references, leases, dead letters; retention prunes raw events and drift cells.
+findings table (`vocabulary`), the dialect-aware insert (`dialect`), and the queries, by
+table: rollups, completeness, analysis reads of events, findings, drift cells,
+references, leases, dead letters; retention prunes raw events and drift cells.
 """
 
 from .analysis import AnalyzerLease, DriftReference, Finding
