@@ -82,10 +82,21 @@ def add_silence(
 
 
 def stored_silences(
-    connection: sa.Connection, *, now_ns: int, include_expired: bool = False
+    connection: sa.Connection,
+    *,
+    now_ns: int,
+    include_expired: bool = False,
+    after: tuple[int, str] | None = None,
+    limit: int | None = None,
 ) -> list[Silence]:
-    """Active and pending silences by start; every silence ever made with `include_expired`."""
-    rows = list_silences(connection, unexpired_at_ns=None if include_expired else now_ns)
+    """Active and pending silences by start; every silence ever made with `include_expired`;
+    a page of `limit` after the (starts_at_ns, id) key `after` when given."""
+    rows = list_silences(
+        connection,
+        unexpired_at_ns=None if include_expired else now_ns,
+        after=after,
+        limit=limit,
+    )
     return [Silence.from_dict(row) for row in rows]
 
 

@@ -26,6 +26,7 @@ from inferloop.store.outbox import (
 )
 
 from .deps import ApiKeyDep, EngineDep
+from .pagination import DEFAULT_PAGE_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from .schemas import (
     DeliveryAttemptResponse,
     NotificationResponse,
@@ -37,34 +38,54 @@ from .schemas import (
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"], dependencies=[ApiKeyDep])
 
-Limit = Annotated[int, Query(ge=1, le=1000)]
 
-
-@router.get("/notifications", response_model=list[NotificationResponse])
+@router.get("/notifications", response_model=Page[NotificationResponse])
 def list_notifications(
     engine: EngineDep,
     state: Annotated[list[DeliveryState] | None, Query()] = None,
     receiver: str | None = None,
-    limit: Limit = 100,
-) -> list[NotificationResponse]:
+    limit: LimitQuery = DEFAULT_PAGE_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[NotificationResponse]:
     """Notifications, oldest first; `state=pending` shows what still waits."""
+    key = decode_cursor(cursor, fields=("created_at_ns", "id"))
+    after = None if key is None else (int(key["created_at_ns"]), str(key["id"]))
     with engine.connect() as connection:
-        rows = notifications(connection, states=state, receiver=receiver, limit=limit)
-    return [NotificationResponse.model_validate(row, from_attributes=True) for row in rows]
+        rows = notifications(
+            connection, states=state, receiver=receiver, limit=limit + 1, after=after
+        )
+    kept, next_cursor = page_of(
+        rows, limit=limit, key_of=lambda row: {"created_at_ns": row.created_at_ns, "id": row.id}
+    )
+    items = [NotificationResponse.model_validate(row, from_attributes=True) for row in kept]
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(
-    "/notifications/{notification_id}/attempts", response_model=list[DeliveryAttemptResponse]
+    "/notifications/{notification_id}/attempts",
+    response_model=Page[DeliveryAttemptResponse],
+    responses={404: {"description": "No attempt of that notification is on record"}},
 )
 def list_attempts(
-    notification_id: str, engine: EngineDep, limit: Limit = 100
-) -> list[DeliveryAttemptResponse]:
+    notification_id: str,
+    engine: EngineDep,
+    limit: LimitQuery = DEFAULT_PAGE_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[DeliveryAttemptResponse]:
     """Every delivery attempt of one notification, newest first."""
+    key = decode_cursor(cursor, fields=("id",))
     with engine.connect() as connection:
-        rows = delivery_log(connection, notification_id=notification_id, limit=limit)
-    if not rows:
+        rows = delivery_log(
+            connection,
+            notification_id=notification_id,
+            limit=limit + 1,
+            before_id=None if key is None else int(key["id"]),
+        )
+    if not rows and key is None:
         raise HTTPException(404, f"no delivery attempts for notification {notification_id!r}")
-    return [DeliveryAttemptResponse.model_validate(row, from_attributes=True) for row in rows]
+    kept, next_cursor = page_of(rows, limit=limit, key_of=lambda row: {"id": row.id})
+    items = [DeliveryAttemptResponse.model_validate(row, from_attributes=True) for row in kept]
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/receivers", response_model=list[ReceiverHealthResponse])
@@ -103,13 +124,29 @@ def create_silence(body: SilenceCreate, engine: EngineDep) -> SilenceResponse:
     return _silence_response(silence, now_ns)
 
 
-@router.get("/silences", response_model=list[SilenceResponse])
-def list_silences(engine: EngineDep, include_expired: bool = False) -> list[SilenceResponse]:
+@router.get("/silences", response_model=Page[SilenceResponse])
+def list_silences(
+    engine: EngineDep,
+    include_expired: bool = False,
+    limit: LimitQuery = DEFAULT_PAGE_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[SilenceResponse]:
     """Active and pending silences by start; with `include_expired=true`, the expired too."""
     now_ns = time.time_ns()
+    key = decode_cursor(cursor, fields=("starts_at_ns", "id"))
+    after = None if key is None else (int(key["starts_at_ns"]), str(key["id"]))
     with engine.connect() as connection:
-        silences = stored_silences(connection, now_ns=now_ns, include_expired=include_expired)
-    return [_silence_response(s, now_ns) for s in silences]
+        silences = stored_silences(
+            connection,
+            now_ns=now_ns,
+            include_expired=include_expired,
+            after=after,
+            limit=limit + 1,
+        )
+    kept, next_cursor = page_of(
+        silences, limit=limit, key_of=lambda s: {"starts_at_ns": s.starts_at_ns, "id": s.id}
+    )
+    return Page(items=[_silence_response(s, now_ns) for s in kept], next_cursor=next_cursor)
 
 
 @router.get("/silences/{silence_id}", response_model=SilenceResponse)

@@ -15,24 +15,35 @@ from inferloop.store.findings import finding_report_path, list_findings
 from inferloop.store.vocabulary import ACTIVE_STATUSES, FindingStatus
 
 from .deps import ApiKeyDep, EngineDep
+from .pagination import DEFAULT_PAGE_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from .params import RowId
 from .schemas import FindingResponse
 
 router = APIRouter(prefix="/v1/findings", tags=["findings"], dependencies=[ApiKeyDep])
 
 
-@router.get("", response_model=list[FindingResponse])
+@router.get("", response_model=Page[FindingResponse])
 def get_findings(
     engine: EngineDep,
     model: str | None = None,
     status: Annotated[
         list[FindingStatus] | None, Query(description="Default: pending and open.")
     ] = None,
-) -> list[FindingResponse]:
+    limit: LimitQuery = DEFAULT_PAGE_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[FindingResponse]:
     """Findings in the order they were first raised, with their evidence."""
+    key = decode_cursor(cursor, fields=("id",))
     with engine.connect() as connection:
-        rows = list_findings(connection, model=model, statuses=status or ACTIVE_STATUSES)
-    return [
+        rows = list_findings(
+            connection,
+            model=model,
+            statuses=status or ACTIVE_STATUSES,
+            after_id=None if key is None else int(key["id"]),
+            limit=limit + 1,
+        )
+    kept, next_cursor = page_of(rows, limit=limit, key_of=lambda row: {"id": row.id})
+    items = [
         FindingResponse(
             **{
                 name: getattr(row, name)
@@ -41,8 +52,9 @@ def get_findings(
             },
             report_url=f"/v1/findings/{row.id}/report" if row.report_path else None,
         )
-        for row in rows
+        for row in kept
     ]
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{finding_id}/report", response_class=FileResponse)

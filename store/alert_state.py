@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from .alerting import AlertGroupState, AlertSilence
 from .dialect import dialect_insert
+from .keyset import after_key
 
 _STATE = AlertGroupState.__table__
 _SILENCES = AlertSilence.__table__
@@ -94,12 +95,23 @@ def save_silence(connection: sa.Connection, silence: dict[str, Any], *, now_ns: 
     )
 
 
-def list_silences(connection: sa.Connection, *, unexpired_at_ns: int | None = None) -> list[dict]:
+def list_silences(
+    connection: sa.Connection,
+    *,
+    unexpired_at_ns: int | None = None,
+    after: tuple[int, str] | None = None,
+    limit: int | None = None,
+) -> list[dict]:
     """Silences as dicts (`Silence.from_dict` reads them), by start; optionally only those
-    not yet over at `unexpired_at_ns`."""
+    not yet over at `unexpired_at_ns`, and a page of `limit` after the (starts_at_ns, id)
+    key `after`."""
     query = sa.select(_SILENCES).order_by(_SILENCES.c.starts_at_ns, _SILENCES.c.id)
     if unexpired_at_ns is not None:
         query = query.where(_SILENCES.c.ends_at_ns > unexpired_at_ns)
+    if after is not None:
+        query = query.where(after_key((_SILENCES.c.starts_at_ns, _SILENCES.c.id), after))
+    if limit is not None:
+        query = query.limit(limit)
     return [_silence_dict(row) for row in connection.execute(query)]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .feedback_tables import FeedbackRequest, RolloutCheck
+from .keyset import after_key
 from .registry import RegistryHistory, RegistryVersion, RegistryVersionState
 
 _VERSIONS = RegistryVersion.__table__
@@ -21,15 +22,6 @@ _STATES = RegistryVersionState.__table__
 _HISTORY = RegistryHistory.__table__
 _CHECKS = RolloutCheck.__table__
 _REQUESTS = FeedbackRequest.__table__
-
-
-def _after(columns: Sequence[sa.ColumnElement[Any]], values: Sequence[Any]) -> sa.ColumnElement:
-    """`(c1, c2, …) > (v1, v2, …)` spelled out, since SQLite and PostgreSQL both take it so."""
-    clauses = []
-    for i, column in enumerate(columns):
-        equal = [columns[j] == values[j] for j in range(i)]
-        clauses.append(sa.and_(*equal, column > values[i]))
-    return sa.or_(*clauses)
 
 
 def versions_page(
@@ -83,7 +75,7 @@ def history_page(
     if environment is not None:
         query = query.where(_HISTORY.c.environment == environment)
     if after is not None:
-        query = query.where(_after((_HISTORY.c.at_ns, _HISTORY.c.id), after))
+        query = query.where(after_key((_HISTORY.c.at_ns, _HISTORY.c.id), after))
     query = query.order_by(_HISTORY.c.at_ns, _HISTORY.c.id).limit(limit)
     return [dict(row._mapping) for row in connection.execute(query)]
 
@@ -104,7 +96,7 @@ def checks_page(
     if environment is not None:
         query = query.where(_CHECKS.c.environment == environment)
     if after is not None:
-        query = query.where(_after((_CHECKS.c.environment, _CHECKS.c.check_number), after))
+        query = query.where(after_key((_CHECKS.c.environment, _CHECKS.c.check_number), after))
     query = query.order_by(_CHECKS.c.environment, _CHECKS.c.check_number).limit(limit)
     return [dict(row._mapping) for row in connection.execute(query)]
 
@@ -130,5 +122,5 @@ def requests_page(
             query = query.where(_REQUESTS.c[name] == value)
     order = (_REQUESTS.c.created_at_ns, _REQUESTS.c.id, _REQUESTS.c.destination)
     if after is not None:
-        query = query.where(_after(order, after))
+        query = query.where(after_key(order, after))
     return [dict(row._mapping) for row in connection.execute(query.order_by(*order).limit(limit))]

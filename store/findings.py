@@ -42,11 +42,18 @@ def list_findings(
     *,
     model: str | None = None,
     statuses: Sequence[FindingStatus | str] = ACTIVE_STATUSES,
+    after_id: int | None = None,
+    limit: int | None = None,
 ) -> list[sa.Row]:
-    """Findings with one of `statuses` (default: pending and open), oldest first."""
+    """Findings with one of `statuses` (default: pending and open), oldest first; a page
+    of `limit` after the finding `after_id` when given."""
     query = sa.select(_FINDINGS).where(_FINDINGS.c.status.in_(statuses)).order_by(_FINDINGS.c.id)
     if model is not None:
         query = query.where(_FINDINGS.c.model == model)
+    if after_id is not None:
+        query = query.where(_FINDINGS.c.id > after_id)
+    if limit is not None:
+        query = query.limit(limit)
     return list(connection.execute(query))
 
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from .alerting import AlertDeliveryAttempt, AlertNotification, AlertReceiverHealth
 from .dialect import dialect_insert
+from .keyset import after_key
 from .leased_claim import claim_due_rows
 
 _OUTBOX = AlertNotification.__table__
@@ -132,12 +133,18 @@ def record_attempt(
 
 
 def delivery_log(
-    connection: sa.Connection, *, notification_id: str | None = None, limit: int = 100
+    connection: sa.Connection,
+    *,
+    notification_id: str | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
 ) -> list[sa.Row]:
-    """Attempts, newest first (of one notification, or of all)."""
+    """Attempts, newest first (of one notification, or of all; older than `before_id`)."""
     query = sa.select(_ATTEMPTS).order_by(_ATTEMPTS.c.id.desc()).limit(limit)
     if notification_id is not None:
         query = query.where(_ATTEMPTS.c.notification_id == notification_id)
+    if before_id is not None:
+        query = query.where(_ATTEMPTS.c.id < before_id)
     return list(connection.execute(query))
 
 
@@ -147,9 +154,13 @@ def notifications(
     states: Sequence[str] | None = None,
     receiver: str | None = None,
     limit: int = 100,
+    after: tuple[int, str] | None = None,
 ) -> list[sa.Row]:
-    """Outbox rows, oldest first, filtered by state and receiver."""
+    """Outbox rows, oldest first, filtered by state and receiver; those after the
+    (created_at_ns, id) key `after` when given."""
     query = sa.select(_OUTBOX).order_by(_OUTBOX.c.created_at_ns, _OUTBOX.c.id).limit(limit)
+    if after is not None:
+        query = query.where(after_key((_OUTBOX.c.created_at_ns, _OUTBOX.c.id), after))
     if states:
         query = query.where(_OUTBOX.c.state.in_(list(states)))
     if receiver is not None:

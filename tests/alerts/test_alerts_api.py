@@ -74,7 +74,7 @@ def test_a_bad_matcher_or_window_is_refused_with_422_saying_why(api, body, messa
     answer = api.post("/silences", json=body)
     assert answer.status_code == 422
     assert message in answer.json()["detail"]
-    assert api.get("/silences", params={"include_expired": True}).json() == []
+    assert api.get("/silences", params={"include_expired": True}).json()["items"] == []
 
 
 def test_no_matchers_at_all_is_refused_by_the_schema(api) -> None:
@@ -87,12 +87,12 @@ def test_the_list_shows_active_and_pending_and_expired_only_when_asked(api) -> N
     pending = _create(api, matchers=['model="churn"'], starts_at_ns=later, duration="1h")
     gone = _create(api, matchers=['model="ranker"'], duration="1h")
     assert api.delete(f"/silences/{gone['id']}").status_code == 200
-    listed = api.get("/silences").json()
+    listed = api.get("/silences").json()["items"]
     assert [(s["id"], s["state"]) for s in listed] == [
         (active["id"], "active"),
         (pending["id"], "pending"),
     ]
-    everything = api.get("/silences", params={"include_expired": "true"}).json()
+    everything = api.get("/silences", params={"include_expired": "true"}).json()["items"]
     assert {s["id"]: s["state"] for s in everything} == {
         active["id"]: "active",
         pending["id"]: "pending",
@@ -117,7 +117,7 @@ def test_expiring_a_pending_silence_means_it_never_begins(api) -> None:
     created = _create(api, starts_at_ns=start, duration="1h")
     body = api.delete(f"/silences/{created['id']}").json()
     assert body["state"] == "expired" and body["ends_at_ns"] <= time.time_ns()
-    assert api.get("/silences").json() == []
+    assert api.get("/silences").json()["items"] == []
 
 
 def test_an_unknown_silence_is_404_for_expire_edit_and_get(api) -> None:
@@ -151,8 +151,8 @@ def test_editing_the_matchers_expires_the_silence_and_creates_a_new_one(api) -> 
         "deploy",
         "ana",
     )
-    assert [s["id"] for s in api.get("/silences").json()] == [new["id"]]
-    history = api.get("/silences", params={"include_expired": True}).json()
+    assert [s["id"] for s in api.get("/silences").json()["items"]] == [new["id"]]
+    history = api.get("/silences", params={"include_expired": True}).json()["items"]
     assert {s["id"] for s in history} == {old["id"], new["id"]}
 
 

@@ -221,9 +221,9 @@ def test_the_api_shows_the_outbox_the_attempts_and_receiver_health(migrated_engi
         attempts = httpx.get(f"{base}/v1/alerts/notifications/n-1/attempts")
         unknown = httpx.get(f"{base}/v1/alerts/notifications/nope/attempts")
         health = httpx.get(f"{base}/v1/alerts/receivers")
-    assert [n["id"] for n in pending.json()] == ["n-1"]  # n-2 went through
-    assert pending.json()[0]["last_error"] and SECRET not in pending.text
-    assert [(a["outcome"], a["status_code"]) for a in attempts.json()] == [("retry", 500)]
+    assert [n["id"] for n in pending.json()["items"]] == ["n-1"]  # n-2 went through
+    assert pending.json()["items"][0]["last_error"] and SECRET not in pending.text
+    assert [(a["outcome"], a["status_code"]) for a in attempts.json()["items"]] == [("retry", 500)]
     assert unknown.status_code == 404
     (oncall,) = health.json()
     assert (oncall["name"], oncall["disabled"], oncall["consecutive_failures"]) == (

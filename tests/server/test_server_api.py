@@ -66,7 +66,7 @@ def test_invalid_event_gets_422_naming_field_while_valid_ones_are_stored(base_ur
     assert payload["rejected"][0]["event_index"] == 1
     assert "status" in payload["rejected"][0]["reason"]
     assert "$.events[1]" in payload["detail"]
-    letters = httpx.get(f"{base_url}/v1/dead-letters").json()
+    letters = httpx.get(f"{base_url}/v1/dead-letters").json()["items"]
     assert letters[0]["source"] == "http" and letters[0]["event_index"] == 1
 
 

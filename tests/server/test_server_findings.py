@@ -54,7 +54,7 @@ def test_drift_against_an_uploaded_reference_is_listed_with_its_report(platform)
     )
     analyzer.run_once()
 
-    findings = httpx.get(f"{base_url}/v1/findings", params={"model": "fraud"}).json()
+    findings = httpx.get(f"{base_url}/v1/findings", params={"model": "fraud"}).json()["items"]
     drift = [f for f in findings if f["kind"] == "data_drift"]
     assert [f["subject"] for f in drift] == ["age"]
     assert drift[0]["status"] == "open" and drift[0]["version"] == "2"

@@ -346,7 +346,7 @@ def test_a_silence_made_and_expired_on_the_alerts_page_is_the_apis(dashboard, ne
 
     (made,) = [
         s
-        for s in httpx.get(dashboard.url + "/v1/alerts/silences").json()
+        for s in httpx.get(dashboard.url + "/v1/alerts/silences").json()["items"]
         if s["comment"] == "deploying a fix"
     ]
     assert made["matchers"] == ['model="fraud"', 'severity="critical"']
