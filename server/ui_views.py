@@ -25,6 +25,8 @@ from inferloop.store.findings import findings_by_id, list_findings
 from inferloop.store.outbox import all_receiver_health, delivery_log, notifications
 from inferloop.store.vocabulary import ACTIVE_STATUSES, FindingStatus
 
+from .ui_model_panels import model_panels
+
 __all__ = [
     "DEFAULT_RANGE",
     "RANGES",
@@ -134,7 +136,8 @@ def model_page(connection: sa.Connection, model: str, window: UiRange) -> dict[s
         return None
     found = model_totals(connection, start_s=window.start_s, end_s=window.end_s, model=model)
     totals = found[0] if found else None
-    return {
+    panels = model_panels(connection, model, window, versions)
+    return panels | {
         "model": model,
         "totals": totals,
         "p50_ms": _ms(totals.p50_ns) if totals else None,

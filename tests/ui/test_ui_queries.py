@@ -22,6 +22,7 @@ from inferloop.store.dashboard_queries import (
 )
 from inferloop.store.drift_cells import any_drift_cell, write_cells
 from inferloop.store.drift_heatmap import drift_heatmap
+from inferloop.store.label_panels import label_delays, labeled_predictions, version_ranges
 from inferloop.store.rollups import latency_summary, minute_series
 from inferloop.store.sketch import merge_into, percentiles, quantiles
 
@@ -276,3 +277,28 @@ def test_the_drift_heatmap_reads_through_the_drift_tables_keys(migrated_engine):
             assert index in plan, plan
         else:
             assert f"pk_{table}" in plan and "Seq Scan" not in plan, plan
+
+
+def test_the_model_panels_queries_read_through_an_index(stored):
+    """Version figures from the rollups' keys, labels by (model, time), predictions by
+    (model, version, start) and each label's prediction by its id: no table scanned."""
+    engine, first = stored
+    start_ns, end_ns = first * 1_000_000_000, (first + 1800) * 1_000_000_000
+
+    def run(connection) -> None:
+        version_ranges(connection, "fraud", start_s=first, end_s=first + 1800)
+        label_delays(connection, "fraud", start_ns=start_ns, end_ns=end_ns, edges_ns=[10**9])
+        labeled_predictions(connection, "fraud", start_ns=start_ns, end_ns=end_ns, limit=10)
+
+    plans = _plans(engine, run)
+
+    assert len(plans) == 3
+    for plan in plans:
+        if engine.dialect.name == "sqlite":
+            scans = [line for line in plan.splitlines() if line.startswith(("SCAN", "SEARCH"))]
+            assert scans, plan
+            for line in scans:
+                table = line.split()[1]
+                assert table == "delays" or "INDEX" in line or "PRIMARY KEY" in line, plan
+        else:
+            assert "Index" in plan and "Seq Scan" not in plan, plan

@@ -53,6 +53,8 @@ class Seeded:
     notification_id: str
     drift_cells: int = 0
     """Cells of fraud v1's drift table: age, country and the dataset every 5 min for 6 h."""
+    labels: int = 0
+    """Labels of fraud's labeled predictions (`_labeled`), one waiting for its prediction."""
 
 
 def _ingest(pipeline: IngestPipeline, factory: EventFactory, events: list[dict]) -> int:
@@ -195,8 +197,60 @@ def seed(
             created_by="tests",
         )
     cells = _drift_cells(engine, this_minute, drift_id)
+    labeled_events, labels = _labeled(pipeline, now_ns, v2_from)
     chain.whole_chain(engine)
-    return Seeded(stored, drift_id, latency_id, silence.id, notification_id, cells)
+    return Seeded(
+        stored + labeled_events, drift_id, latency_id, silence.id, notification_id, cells, labels
+    )
+
+
+LABEL_DELAYS_S = (0.4, 4, 40, 5 * 60, 30 * 60, 3 * 3600)
+"""The label delays of fraud's recent labeled predictions, in turn (one per bucket of the
+label-delay panel up to hours); older ones wait 8 h or 1.5 days."""
+
+
+def _labeled(pipeline: IngestPipeline, now_ns: int, v2_from: int) -> tuple[int, int]:
+    """Fraud predictions with a `prediction` output, labeled later: every 5 minutes of the
+    last 6 h six of them (v1 right 9 times in 10, v2 7 in 10), and 24 three days ago; one
+    label waits for a prediction never stored. Five events of v1's labeled emitter are lost
+    on the way and its SDK reports 9 drops (7 queue_full, 2 send_failed)."""
+    factories = {v: EventFactory(model="fraud", version=v) for v in ("1", "2")}
+    labeler = EventFactory(model="fraud", version="1")
+    predictions: dict[str, list[dict]] = {"1": [], "2": []}
+    labels: list[dict] = []
+    # The old ones first: the lost run sits among the recent ones, and is charged there.
+    starts = [now_ns - 3 * DAY_NS + k * MINUTE_NS for k in range(4)]
+    starts += [now_ns - 6 * HOUR_NS + k * 5 * MINUTE_NS for k in range(72)]
+    n = 0
+    for start in starts:
+        version = "2" if start >= v2_from else "1"
+        for k in range(6):
+            n += 1
+            at = start + k * SECOND_NS
+            truth = n % 2
+            right = n % 10 < (7 if version == "2" else 9)
+            event = factories[version].inference(
+                start_time_ns=at,
+                latency_ns=int(8_000_000 * (1.4 if version == "2" else 1.0)),
+                prediction_id=f"lq-{n}",
+                outputs={"rows": [{"prediction": truth if right else 1 - truth}]},
+            )
+            predictions[version].append(event)
+            old = start < now_ns - DAY_NS
+            delay = (8 * 3600 if k % 2 else 36 * 3600) if old else LABEL_DELAYS_S[n % 6]
+            label_ns = at + int(delay * SECOND_NS)
+            if label_ns < now_ns:
+                labels.append(labeler.label(f"lq-{n}", truth, time_ns=label_ns))
+    labels.append(labeler.label("lq-never-stored", 1, time_ns=now_ns - 10 * MINUTE_NS))
+    stored = 0
+    first = predictions["1"]
+    first[len(first) // 2]["dropped"] = {"queue_full": 7, "send_failed": 2}
+    stored += _ingest(pipeline, factories["1"], first[: len(first) // 2])
+    rest = [dict(e, seq=e["seq"] + 5) for e in first[len(first) // 2 :]]
+    stored += _ingest(pipeline, factories["1"], rest)
+    stored += _ingest(pipeline, factories["2"], predictions["2"])
+    _ingest(pipeline, labeler, labels)
+    return stored, len(labels)
 
 
 def _drift_cells(engine, this_minute_ns: int, finding_id: int) -> int:
