@@ -26,6 +26,7 @@ from . import (
     routes_ingest,
     routes_labels,
     routes_metrics,
+    routes_models,
     routes_references,
     routes_ui,
 )
@@ -81,6 +82,7 @@ def create_app(
     app.include_router(routes_health.router)
     app.include_router(routes_ingest.router)
     app.include_router(routes_labels.router)
+    app.include_router(routes_models.router)
     app.include_router(routes_metrics.router)
     app.include_router(routes_dead_letters.router)
     app.include_router(routes_findings.router)

@@ -16,7 +16,7 @@ from inferloop.store.drift_cells import any_drift_cell, drift_cells
 
 from .deps import ApiKeyDep, EngineDep
 from .pagination import DEFAULT_PAGE_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
-from .routes_metrics import EndS, StartS, _range
+from .params import EndS, StartS, time_range
 from .schemas_drift import DriftCellResponse
 
 router = APIRouter(prefix="/v1/models", tags=["drift"], dependencies=[ApiKeyDep])
@@ -78,7 +78,7 @@ def get_drift(
 ) -> Page[DriftCellResponse]:
     """The cells whose window ends in the range (default: the last hour), oldest window
     first; within a window by version, kind and feature."""
-    start, end = _range(start_s, end_s)
+    start, end = time_range(start_s, end_s)
     after = _after(cursor)
     with engine.connect() as connection:
         rows = drift_cells(

@@ -22,8 +22,8 @@ from inferloop.feedback import DEFAULT_JOIN_WINDOW_S, label_join
 
 from .bodies import read_bounded_body
 from .deps import ApiKeyDep, EngineDep, IngestKeyDep, StateDep
+from .params import MAX_TIME_S, EndS
 from .routes_ingest import STORE_RETRY_AFTER_S
-from .routes_metrics import MAX_TIME_S, EndS
 from .schemas import (
     LabelIn,
     LabelsAccepted,

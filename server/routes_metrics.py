@@ -5,7 +5,6 @@ Percentiles and GPU time come precomputed from the minute and hour rollups (see
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
@@ -15,19 +14,11 @@ from inferloop.store.completeness import completeness
 from inferloop.store.dashboard_queries import HOUR_S, bucketed_series, range_summary
 
 from .deps import ApiKeyDep, EngineDep
+from .params import EndS, StartS, time_range
 from .schemas import CompletenessResponse, LatencyResponse, SeriesPointResponse
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ApiKeyDep])
 
-MAX_TIME_S = 9_000_000_000
-"""The latest time a range may name (year 2255): nanoseconds beyond it overflow int64."""
-StartS = Annotated[
-    float | None,
-    Query(ge=0, le=MAX_TIME_S, description="Range start, Unix seconds; default end-1h."),
-]
-EndS = Annotated[
-    float | None, Query(ge=0, le=MAX_TIME_S, description="Range end, Unix seconds; default now.")
-]
 MAX_POINTS = 1440
 """The most buckets one series answer holds (a day of minutes)."""
 MINUTE_GRAIN_UP_TO_S = 6 * HOUR_S
@@ -45,17 +36,9 @@ StepS = Annotated[
 ]
 
 
-def _range(start_s: float | None, end_s: float | None) -> tuple[float, float]:
-    end = end_s if end_s is not None else time.time()
-    start = start_s if start_s is not None else end - 3600
-    if start >= end:
-        raise HTTPException(422, "start_s must be before end_s")
-    return start, end
-
-
 def _minute_range(start_s: float | None, end_s: float | None) -> tuple[int, int]:
     """The requested range widened to whole minutes, the granularity of the rollups."""
-    start, end = _range(start_s, end_s)
+    start, end = time_range(start_s, end_s)
     # the end is truncated to whole seconds first, as it always has been
     return floor_to_minute_s(start), ceil_to_minute_s(int(end))
 
@@ -151,7 +134,7 @@ def get_completeness(
     model: str, engine: EngineDep, start_s: StartS = None, end_s: EndS = None
 ) -> CompletenessResponse:
     """Share of emitted events that were received (sequence gaps) and SDK-reported drops."""
-    start, end = _range(start_s, end_s)
+    start, end = time_range(start_s, end_s)
     with engine.connect() as connection:
         result = completeness(connection, model, start_ns=int(start * 1e9), end_ns=int(end * 1e9))
     return CompletenessResponse(
