@@ -313,8 +313,8 @@ def main() -> None:
                 with create_engine_for(url).begin() as connection:
                     connection.execute(
                         sa.text(
-                            "TRUNCATE events, minute_rollups, hour_rollups, delivery_ranges, sdk_drops, "
-                            "dead_letters"
+                            "TRUNCATE events, minute_rollups, hour_rollups, delivery_ranges, "
+                            "sdk_drops, dead_letters"
                         )
                     )
                 group = Settings(
