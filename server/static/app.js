@@ -39,6 +39,14 @@
     charts.line(container.querySelector('[data-chart="throughput"]'), { ...span, lines: throughput });
     charts.line(container.querySelector('[data-chart="errors"]'), { ...span, lines: errors });
     for (const name of ["latency", "throughput", "errors"]) setState(name, empty);
+    const gpu = container.querySelector('[data-chart="gpu"]');
+    if (gpu) {
+      const total = data.total;
+      charts.line(gpu, { ...span, unit: " ms",
+        lines: [{ name: "mean", values: total.gpu_mean }, { name: "max", values: total.gpu_max }] });
+      const measured = total.gpu_count.reduce((a, b) => a + b, 0);
+      setState("gpu", measured ? "" : `no call in the last ${data.range} measured GPU time`);
+    }
   }
 
   async function loadSeries(container) {
@@ -52,7 +60,7 @@
       drawModel(container);
       if (!performance.getEntriesByName("inferloop:chart-drawn").length) performance.mark("inferloop:chart-drawn");
     } catch (error) {
-      for (const name of ["latency", "throughput", "errors"]) setState(name, "could not load the series: " + error.message, true);
+      for (const name of ["latency", "throughput", "errors", "gpu"]) setState(name, "could not load the series: " + error.message, true);
     }
   }
 

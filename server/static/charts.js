@@ -103,38 +103,5 @@
     return n;
   }
 
-  /* The model page's GPU-time panel (_gpu_time.html): the mean and longest device time per
-   * bucket, from the series JSON the other charts read, refreshed on the page's interval. */
-  async function gpuPanel(svg) {
-    const state = document.querySelector('[data-state="gpu"]');
-    const say = (text, isError) => {
-      if (!state) return;
-      state.textContent = text;
-      state.classList.toggle("error", Boolean(isError));
-    };
-    try {
-      const response = await fetch(svg.dataset.gpuSeries, { credentials: "same-origin" });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const data = await response.json();
-      const total = data.total;
-      line(svg, {
-        t: total.t, start: data.start_s, end: data.end_s, markers: data.markers, unit: " ms",
-        lines: [{ name: "mean", values: total.gpu_mean }, { name: "max", values: total.gpu_max }],
-      });
-      const measured = total.gpu_count.reduce((a, b) => a + b, 0);
-      say(measured ? "" : `no call in the last ${data.range} measured GPU time`);
-    } catch (error) {
-      say("could not load the series: " + error.message, true);
-    }
-  }
-
-  document.addEventListener("DOMContentLoaded", () => {
-    const refreshMs = 1000 * Number(document.body.dataset.refreshS || 15);
-    for (const svg of document.querySelectorAll("svg[data-gpu-series]")) {
-      gpuPanel(svg);
-      window.setInterval(() => gpuPanel(svg), refreshMs);
-    }
-  });
-
   window.InferloopCharts = { line, spark };
 })();

@@ -115,7 +115,11 @@ def test_the_model_page_has_a_gpu_time_panel_fed_by_its_series_data(seeded):
     page = httpx.get(f"{base}/ui/models/vision?range=6h")
     data = httpx.get(f"{base}/ui/data/models/vision/series?range=6h").json()
     assert page.status_code == 200
-    assert 'data-gpu-series="/ui/data/models/vision/series?range=6h"' in page.text
+    charts = page.text[page.text.index('<div class="charts"') :]
+    assert charts.startswith(
+        '<div class="charts" data-series="/ui/data/models/vision/series?range=6h"'
+    )
+    assert 'data-chart="gpu"' in charts  # drawn from the data the other charts read
     total = data["total"]
     assert len(total["gpu_mean"]) == len(total["gpu_max"]) == len(total["t"]) == 360
     assert sum(total["gpu_count"]) == 2 * 3 * 60 * 5

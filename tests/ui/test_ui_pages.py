@@ -98,6 +98,9 @@ def test_page_loads_clean_with_nothing_leaving_loopback(
             svg.wait_for()
             assert int(svg.get_attribute("data-points")) > 0
             assert svg.locator("path").count() >= 1
+        page.locator('svg[data-chart="gpu"][data-drawn="1"]').wait_for()  # no GPU here: empty
+        assert "measured GPU time" in page.locator('[data-state="gpu"]').inner_text()
+        assert sum(r.count("/ui/data/models/fraud/series") for r in seen.requests) == 1
     if name == "overview":
         assert page.locator('svg[data-spark][data-drawn="1"] polyline').count() == 2
     screenshot(page, name, width)
