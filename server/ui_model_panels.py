@@ -48,7 +48,8 @@ __all__ = [
 ]
 
 _NS = 1_000_000_000
-_LABEL_ROWS = 100_000
+_BUCKET_ROWS = 5_000
+"""The most labeled predictions the quality panel reads per bucket (a sample past it)."""
 _QUALITY_BUCKETS = 24
 _CHART_W, _CHART_H = 600, 170
 _PAD_L, _PAD_R, _PAD_T, _PAD_B = 44, 8, 10, 34
@@ -72,9 +73,10 @@ def model_panels(
 ) -> dict[str, Any]:
     """The four panels of `model` over `window` (a `ui_views.UiRange`), for the template;
     `versions` are the registry's (their states name the live version)."""
+    ranges = version_ranges(connection, model, start_s=window.start_s, end_s=window.end_s)
     return {
-        "version_compare": version_compare_view(connection, model, window, versions),
-        "label_quality": label_quality_view(connection, model, window),
+        "version_compare": version_compare_view(connection, model, window, versions, ranges),
+        "label_quality": label_quality_view(connection, model, window, list(ranges)),
         "label_delay": label_delay_view(connection, model, window),
         "completeness": completeness_view(connection, model, window),
     }
@@ -219,12 +221,18 @@ def _compare(
 
 
 def version_compare_view(
-    connection: sa.Connection, model: str, window, versions: Sequence[Mapping[str, Any]]
+    connection: sa.Connection,
+    model: str,
+    window,
+    versions: Sequence[Mapping[str, Any]],
+    ranges: Mapping[str, VersionRange] | None = None,
 ) -> dict[str, Any]:
     """Each version with calls in the range (p50, p95, error rate with its 95 % interval)
-    and each comparison `_pairs` names, with its tests and a verdict; or why it is empty."""
+    and each comparison `_pairs` names, with its tests and a verdict; or why it is empty.
+    `ranges`: the versions' figures (`version_ranges`) when the caller has read them."""
     options = PerfOptions()
-    ranges = version_ranges(connection, model, start_s=window.start_s, end_s=window.end_s)
+    if ranges is None:
+        ranges = version_ranges(connection, model, start_s=window.start_s, end_s=window.end_s)
     live = _live(versions)
     served = sorted(ranges, key=_version_key)
     rows = []
@@ -306,17 +314,32 @@ def _time_label(at_s: int, length_s: int) -> str:
     return datetime.fromtimestamp(at_s, UTC).strftime(shape)
 
 
-def label_quality_view(connection: sa.Connection, model: str, window) -> dict[str, Any]:
+def label_quality_view(
+    connection: sa.Connection, model: str, window, served: Sequence[str]
+) -> dict[str, Any]:
     """Accuracy (MAE for a regressor) of the labeled predictions per bucket of the range,
-    by prediction time, with each bucket's labeled count; per version over the range."""
-    rows, truncated = labeled_predictions(
-        connection,
-        model,
-        start_ns=window.start_s * _NS,
-        end_ns=window.end_s * _NS,
-        limit=_LABEL_ROWS,
-    )
-    view: dict[str, Any] = {"truncated": truncated, "labeled": len(rows)}
+    by prediction time, with each bucket's labeled count; per version over the range.
+    `served`: the versions with calls in the range (the keys of `version_ranges`)."""
+    bucket_s = _quality_bucket_s(window)
+    slots = math.ceil((window.end_s - window.start_s) / bucket_s)
+    rows, truncated = [], False
+    for index in range(slots):  # read bucket by bucket: a bound that leaves no bucket empty
+        at_s = window.start_s + index * bucket_s
+        found, cut = labeled_predictions(
+            connection,
+            model,
+            versions=served,
+            start_ns=at_s * _NS,
+            end_ns=min(window.end_s, at_s + bucket_s) * _NS,
+            limit=_BUCKET_ROWS,
+        )
+        rows += found
+        truncated |= cut
+    view: dict[str, Any] = {
+        "truncated": truncated,
+        "labeled": len(rows),
+        "bucket_rows": _BUCKET_ROWS,
+    }
     if not rows:
         view["empty"] = (
             f"No labels arrived for the predictions of {model} in the last {window.name}. "
@@ -333,8 +356,6 @@ def label_quality_view(connection: sa.Connection, model: str, window) -> dict[st
         )
         return view
     task = overall[0]
-    bucket_s = _quality_bucket_s(window)
-    slots = math.ceil((window.end_s - window.start_s) / bucket_s)
     grouped: dict[int, list] = {}
     versions: dict[str, list] = {}
     for row in rows:

@@ -30,6 +30,10 @@ __all__ = [
 
 _EVENTS = Event.__table__
 _LABELS = Label.__table__
+_SAME_PREDICTION = sa.and_(
+    _LABELS.c.model == _EVENTS.c.model, _LABELS.c.prediction_id == _EVENTS.c.prediction_id
+)
+"""A label and a prediction joined: the key of the label join, (model, prediction id)."""
 
 
 @dataclass(slots=True)
@@ -83,15 +87,7 @@ def label_delays(
     # Grouped, so the delay is computed once per label rather than once per CASE branch.
     delays = (
         sa.select((_LABELS.c.time_ns - sa.func.min(_EVENTS.c.start_time_ns)).label("delay_ns"))
-        .select_from(
-            _LABELS.outerjoin(
-                _EVENTS,
-                sa.and_(
-                    _EVENTS.c.model == _LABELS.c.model,
-                    _EVENTS.c.prediction_id == _LABELS.c.prediction_id,
-                ),
-            )
-        )
+        .select_from(_LABELS.outerjoin(_EVENTS, _SAME_PREDICTION))
         .where(
             _LABELS.c.model == model,
             _LABELS.c.time_ns >= start_ns,
@@ -128,11 +124,21 @@ class LabeledPrediction:
 
 
 def labeled_predictions(
-    connection: sa.Connection, model: str, *, start_ns: int, end_ns: int, limit: int
+    connection: sa.Connection,
+    model: str,
+    *,
+    versions: Sequence[str],
+    start_ns: int,
+    end_ns: int,
+    limit: int,
 ) -> tuple[list[LabeledPrediction], bool]:
-    """Predictions of `model` started in ``[start_ns, end_ns)`` that have a label, each with
-    its latest label version (by label time, then receipt, then id, as `labeled_rows`
-    chooses), by start time; and whether `limit` label rows cut the read short."""
+    """Predictions of `model`'s `versions` started in ``[start_ns, end_ns)`` that have a
+    label, each with its latest label version (by label time, then receipt, then id, as
+    `labeled_rows` chooses), by start time; and whether `limit` label rows cut the read
+    short. Naming the versions (those the rollups show in the range) lets the events'
+    (model, version, start) index read only the range, not every event of the model."""
+    if not versions:
+        return [], False
     query = (
         sa.select(
             _EVENTS.c.event_id,
@@ -144,17 +150,10 @@ def labeled_predictions(
             _LABELS.c.received_at_ns,
             _LABELS.c.event_id.label("label_event_id"),
         )
-        .select_from(
-            _EVENTS.join(
-                _LABELS,
-                sa.and_(
-                    _LABELS.c.model == _EVENTS.c.model,
-                    _LABELS.c.prediction_id == _EVENTS.c.prediction_id,
-                ),
-            )
-        )
+        .select_from(_EVENTS.join(_LABELS, _SAME_PREDICTION))
         .where(
             _EVENTS.c.model == model,
+            _EVENTS.c.version.in_(list(versions)),
             _EVENTS.c.start_time_ns >= start_ns,
             _EVENTS.c.start_time_ns < end_ns,
         )

@@ -121,9 +121,9 @@ def test_the_histogram_median_test_equals_the_analyzers_on_calls_at_bucket_value
 def test_label_quality_per_bucket_is_the_accuracy_of_the_labels_joined_there(stored):
     engine, window = stored
     with engine.connect() as connection:
-        view = label_quality_view(connection, "fraud", window)
+        view = label_quality_view(connection, "fraud", window, ["1", "2"])
         quiet = label_quality_view(
-            connection, "fraud", UiRange("15m", window.end_s, window.end_s + 900, 60)
+            connection, "fraud", UiRange("15m", window.end_s, window.end_s + 900, 60), []
         )
 
     assert view["empty"] is None and view["metric"] == "accuracy"
@@ -195,7 +195,7 @@ def test_every_panel_says_what_is_missing_for_a_model_with_nothing(migrated_engi
     with migrated_engine.connect() as connection:
         views = (
             version_compare_view(connection, "ghost", window, []),
-            label_quality_view(connection, "ghost", window),
+            label_quality_view(connection, "ghost", window, []),
             label_delay_view(connection, "ghost", window),
             completeness_view(connection, "ghost", window),
         )

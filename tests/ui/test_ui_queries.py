@@ -288,7 +288,9 @@ def test_the_model_panels_queries_read_through_an_index(stored):
     def run(connection) -> None:
         version_ranges(connection, "fraud", start_s=first, end_s=first + 1800)
         label_delays(connection, "fraud", start_ns=start_ns, end_ns=end_ns, edges_ns=[10**9])
-        labeled_predictions(connection, "fraud", start_ns=start_ns, end_ns=end_ns, limit=10)
+        labeled_predictions(
+            connection, "fraud", versions=["1", "2"], start_ns=start_ns, end_ns=end_ns, limit=10
+        )
 
     plans = _plans(engine, run)
 
