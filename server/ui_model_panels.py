@@ -17,6 +17,7 @@ refreshed in place by `data-refresh` redraws with it and needs no script.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ __all__ = [
     "version_compare_view",
 ]
 
+log = logging.getLogger("inferloop.server")
 _NS = 1_000_000_000
 _BUCKET_ROWS = 5_000
 """The most labeled predictions the quality panel reads per bucket (a sample past it)."""
@@ -72,14 +74,32 @@ def model_panels(
     connection: sa.Connection, model: str, window, versions: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The four panels of `model` over `window` (a `ui_views.UiRange`), for the template;
-    `versions` are the registry's (their states name the live version)."""
+    `versions` are the registry's (their states name the live version). A panel whose
+    read fails says so in its place; the rest of the page still renders."""
     ranges = version_ranges(connection, model, start_s=window.start_s, end_s=window.end_s)
-    return {
-        "version_compare": version_compare_view(connection, model, window, versions, ranges),
-        "label_quality": label_quality_view(connection, model, window, list(ranges)),
-        "label_delay": label_delay_view(connection, model, window),
-        "completeness": completeness_view(connection, model, window),
+    builds = {
+        "version_compare": lambda: version_compare_view(
+            connection, model, window, versions, ranges
+        ),
+        "label_quality": lambda: label_quality_view(connection, model, window, list(ranges)),
+        "label_delay": lambda: label_delay_view(connection, model, window),
+        "completeness": lambda: completeness_view(connection, model, window),
     }
+    return {name: _guarded(connection, name, build) for name, build in builds.items()}
+
+
+def _guarded(connection: sa.Connection, name: str, build) -> dict[str, Any]:
+    try:
+        return build()
+    except sa.exc.SQLAlchemyError as error:
+        connection.rollback()  # PostgreSQL refuses the next read in a failed transaction
+        log.warning("model page panel %s could not be read", name, exc_info=True)
+        cause = str(getattr(error, "orig", None) or error).splitlines()[0][:200]
+        what = name.replace("_", " ")
+        return {
+            "error": f"The {what} panel could not be read from the store ({cause}).",
+            "empty": None,
+        }
 
 
 def _version_key(version: str) -> tuple[int, int, str]:

@@ -10,12 +10,14 @@ from ingest_events import EventFactory
 from inferloop.analyzer._performance import PerfOptions, quantile_shift_p_value
 from inferloop.collector import IngestPipeline
 from inferloop.collector.pipeline import InputMessage
+from inferloop.server.routes_ui import templates
 from inferloop.server.ui_model_panels import (
     DELAY_BUCKETS,
     _quantile_check,
     completeness_view,
     label_delay_view,
     label_quality_view,
+    model_panels,
     version_compare_view,
 )
 from inferloop.server.ui_views import UiRange
@@ -201,3 +203,17 @@ def test_every_panel_says_what_is_missing_for_a_model_with_nothing(migrated_engi
         )
 
     assert all("ghost" in view["empty"] and "6h" in view["empty"] for view in views)
+
+
+def test_a_panel_whose_read_fails_says_so_in_its_place_and_the_others_render(stored):
+    engine, window = stored
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE labels")
+    with engine.connect() as connection:
+        panels = model_panels(connection, "fraud", window, [])
+
+    assert panels["version_compare"]["comparisons"][0]["outcome"] == "worse"
+    for name in ("label_quality", "label_delay", "completeness"):
+        assert "panel could not be read from the store" in panels[name]["error"]
+    html = templates.env.get_template("_label_delay.html").render(window=window, **panels)
+    assert "data-panel-error" in html and "The label delay panel could not be read" in html
