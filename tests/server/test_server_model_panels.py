@@ -13,13 +13,12 @@ from inferloop.collector.pipeline import InputMessage
 from inferloop.server.routes_ui import templates
 from inferloop.server.ui_model_panels import (
     DELAY_BUCKETS,
-    _quantile_check,
     completeness_view,
     label_delay_view,
     label_quality_view,
     model_panels,
-    version_compare_view,
 )
+from inferloop.server.ui_version_compare import _quantile_check, version_compare_view
 from inferloop.server.ui_views import UiRange
 from inferloop.store.completeness import completeness
 from inferloop.store.label_panels import VersionRange
