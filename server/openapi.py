@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from .params import MAX_ID
 from .problems import PROBLEM_MEDIA_TYPE, Problem
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -38,8 +39,26 @@ def openapi_with_problems(app: FastAPI) -> dict[str, Any]:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         declare_problems(schema)
+        _integer_bounds(schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _integer_bounds(node: Any) -> None:
+    """Integer bounds back to integers, in place. FastAPI's OpenAPI models hold `minimum`
+    and `maximum` as floats, and 2**63 - 1 (the largest id or nanosecond time the store
+    takes) becomes 2**63 as a float: a client reading the document would send one more."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for bound in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                value = node.get(bound)
+                if isinstance(value, float):
+                    node[bound] = MAX_ID if value >= MAX_ID else int(value)
+        for child in node.values():
+            _integer_bounds(child)
+    elif isinstance(node, list):
+        for child in node:
+            _integer_bounds(child)
 
 
 def declare_problems(schema: dict[str, Any]) -> None:

@@ -18,6 +18,8 @@ VersionNumber = Annotated[int, Path(ge=0, le=MAX_ID, description="A registry ver
 OptionalId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 Nanos = Annotated[int, Field(ge=0, le=MAX_ID)]
 """A time in a request body, Unix nanoseconds."""
+EventNanos = Annotated[int, Field(ge=-MAX_ID - 1, le=MAX_ID)]
+"""A time the event contract carries: any int64 of Unix nanoseconds, as the collector reads it."""
 
 MAX_TIME_S = 9_000_000_000
 """The latest time a range may name (year 2255): nanoseconds beyond it overflow int64."""

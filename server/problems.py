@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -83,17 +84,31 @@ def _members(status: int, instance: str) -> dict[str, Any]:
 async def _http_exception(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     detail = error.detail
+    headers = error.headers
     if error.status_code == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
         detail = f"no route matches {request.url.path}; see /openapi.json for the API's paths"
     elif error.status_code == 405 and detail == HTTPStatus.METHOD_NOT_ALLOWED.phrase:
-        allowed = (error.headers or {}).get("Allow", "")
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": allowed}
         detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
     return problem_response(
         error.status_code,
         detail if isinstance(detail, str) else json.dumps(detail),
         instance=request.url.path,
-        headers=error.headers,
+        headers=headers,
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path. Starlette's 405 names only the methods
+    of the first route whose path matched (`/silences` answered OPTIONS with "POST" while
+    GET is there too)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 def _path(location: tuple[Any, ...]) -> str:

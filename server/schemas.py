@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 from inferloop.store.outbox import DeliveryState
 from inferloop.store.vocabulary import FindingKind, FindingStatus, Severity
 
-from .params import Nanos
+from .params import EventNanos, Nanos
 
 
 class IngestAccepted(BaseModel):
@@ -209,7 +209,7 @@ class LabelIn(BaseModel):
     model: str = Field(min_length=1, max_length=200)
     prediction_id: str = Field(max_length=200, description="The prediction this label is for.")
     label: object = Field(description="Any JSON value, at most 256 KiB.")
-    time_ns: Nanos | None = Field(None, description="When the label was known; default: now.")
+    time_ns: EventNanos | None = Field(None, description="When the label was known; default: now.")
     label_id: str | None = Field(
         None,
         min_length=1,
