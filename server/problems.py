@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 ABOUT_BLANK = "about:blank"
 _MAX_LISTED_ERRORS = 5
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 
 log = logging.getLogger("inferloop.server")
 
@@ -100,15 +101,16 @@ async def _http_exception(request: Request, error: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route takes at this path. Starlette's 405 names only the methods
-    of the first route whose path matched (`/silences` answered OPTIONS with "POST" while
-    GET is there too)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    """Every method some route takes at this path, asked of the router itself. Starlette's
+    405 names only the methods of the first route whose path matched (`/silences` answered
+    OPTIONS with "POST" while GET is there too)."""
+    routes = request.app.router.routes
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def _path(location: tuple[Any, ...]) -> str:

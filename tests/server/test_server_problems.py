@@ -69,6 +69,9 @@ def test_a_wrong_method_is_a_405_problem_that_says_what_is_allowed(base):
     answer = httpx.delete(f"{base}/v1/findings")
     _problem(answer, 405)
     assert answer.headers["allow"] == "GET"
+    both = httpx.request("OPTIONS", f"{base}/v1/alerts/silences")  # two routes, one path
+    assert both.status_code == 405 and both.headers["allow"] == "GET, POST"
+    assert both.json()["detail"].endswith("allowed: GET, POST")
 
 
 def test_ingest_rejections_keep_their_fields_inside_the_problem(base):
