@@ -106,8 +106,14 @@
     if (node) node.textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC · refreshes every " + refreshMs / 1000 + " s";
   }
 
+  // A heatmap wider than the screen opens on its newest windows, the ones people look for.
+  function showNewestDrift() {
+    for (const section of document.querySelectorAll("section.drift")) section.scrollLeft = section.scrollWidth;
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     drawSparks(document);
+    showNewestDrift();
     const reloadSeries = setupModel();
     stamp();
     window.setInterval(async () => {

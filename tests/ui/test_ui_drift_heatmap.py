@@ -85,3 +85,16 @@ def test_a_model_without_drift_analysis_says_what_is_missing(dashboard, new_page
     assert "No reference pinned for search" in empty.inner_text()
     assert page.locator("table[data-heatmap]").count() == 0
     seen.assert_clean()
+
+
+def test_on_a_narrow_screen_the_heatmap_opens_on_its_newest_windows(dashboard, new_page):
+    page, seen = new_page(390)
+    _open(page, dashboard.url + "/ui/models/fraud?range=6h")
+
+    section = page.locator("section.drift")
+    scroll = section.evaluate("s => [s.scrollLeft, s.clientWidth, s.scrollWidth]")
+    left, shown, total = scroll
+    assert total > shown, "at 390 px the heatmap is wider than its panel"
+    assert left > 0 and left + shown >= total - 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    seen.assert_clean()
