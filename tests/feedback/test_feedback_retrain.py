@@ -200,7 +200,10 @@ def test_duplicate_triggers_and_two_workers_make_one_request_and_one_snapshot(la
     for thread in threads:
         thread.join(60)
     actions = sorted(s.action for steps in results for s in steps)
-    assert actions.count("requested") == 1, actions
+    # One worker makes the request. The other either finds it made, or finds it still
+    # `preparing` and completes it itself ("resumed": by design, a reservation is finished
+    # by whoever sees it, with the same planned snapshot).
+    assert actions.count("requested") + actions.count("resumed") == 1, actions
     clock.now += 7 * HOUR  # past the cooldown: the finding is covered, not re-requested
     [again] = worker(labeled, clock, snapshots).run_once()
     assert again.action == "covered" and str(finding) in again.reason
