@@ -12,22 +12,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["after_key", "before_key"]
+__all__ = ["after_key"]
 
 
 def after_key(columns: Sequence[sa.ColumnElement[Any]], values: Sequence[Any]) -> sa.ColumnElement:
     """`(c1, c2, …) > (v1, v2, …)` spelled out, since SQLite and PostgreSQL both take it so."""
-    return _beyond(columns, values, lambda column, value: column > value)
-
-
-def before_key(columns: Sequence[sa.ColumnElement[Any]], values: Sequence[Any]) -> sa.ColumnElement:
-    """`(c1, c2, …) < (v1, v2, …)`, for lists sorted newest first."""
-    return _beyond(columns, values, lambda column, value: column < value)
-
-
-def _beyond(columns, values, past) -> sa.ColumnElement:
     clauses = []
     for i, column in enumerate(columns):
         equal = [columns[j] == values[j] for j in range(i)]
-        clauses.append(sa.and_(*equal, past(column, values[i])))
+        clauses.append(sa.and_(*equal, column > values[i]))
     return sa.or_(*clauses)
