@@ -13,11 +13,22 @@ import json
 from typing import Any
 
 import jsonschema
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inferloop.collector import validate_batch
-from inferloop.collector.contract import EVENT_COLUMNS
+from inferloop.collector.contract import (
+    EVENT_COLUMNS,
+    columnar_event_id,
+    columnar_event_ids,
+    columnar_prediction_id,
+    columnar_prediction_ids,
+    emitter_bits,
+)
 from inferloop.collector.contract_schema import REGENERATE_COLUMNAR, schema_text
+from inferloop.collector.validation import _payloads
 from inferloop.sdk import (
     COLUMNAR_SCHEMA_PATH,
     MemoryTransport,
@@ -204,3 +215,61 @@ def test_a_batch_encoded_in_pieces_reads_whole() -> None:
     validated = validate_batch(raw)
     assert validated.rejections == [] and len(validated.rows) == calls
     assert [json.loads(row[14])["rows"][0]["a"] for row in validated.rows] == list(range(calls))
+
+
+_INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    _INT64,
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),  # commas, quotes, backslashes, '%' and non-ASCII included
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    emitter=st.text(min_size=1, max_size=64),
+    events=st.lists(
+        st.tuples(_INT64, st.integers(min_value=0, max_value=2**63 - 1)), min_size=1, max_size=40
+    ),
+)
+def test_bulk_event_ids_are_the_ids_of_each_event(emitter, events):
+    """The collector writes a v2 batch's ids with numpy: the same as one format per event
+    for any start time in int64 (negative too) and any sequence number, 2**32 and above."""
+    starts, seqs = map(list, zip(*events, strict=True))
+    bits = emitter_bits(emitter)
+    assert columnar_event_ids(bits, starts, seqs) == [
+        columnar_event_id(bits, start, seq) for start, seq in events
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    emitter=st.text(min_size=1, max_size=64),
+    refs=st.lists(
+        st.one_of(st.integers(min_value=0, max_value=2**63 - 1), st.text(max_size=20)),
+        min_size=1,
+    ),
+)
+def test_bulk_prediction_ids_are_those_of_each_event(emitter, refs):
+    assert columnar_prediction_ids(emitter, refs) == [
+        ref if isinstance(ref, str) else columnar_prediction_id(emitter, ref) for ref in refs
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(st.text(max_size=8), max_size=5, unique=True),
+    count=st.integers(min_value=1, max_value=20),
+    data=st.data(),
+)
+def test_bulk_payloads_are_each_events_row_encoded(names, count, data):
+    """Each event's payload from the columns' values is byte for byte `{"rows": [row]}`
+    as the encoder writes it, whatever the names (`%`, quotes) and values (commas)."""
+    columns = {name: data.draw(st.lists(_SCALAR, min_size=count, max_size=count)) for name in names}
+    expected = [
+        msgspec.json.encode({"rows": [{name: column[i] for name, column in columns.items()}]})
+        for i in range(count)
+    ]
+    assert _payloads(columns, count) == expected
