@@ -100,11 +100,15 @@ class _RowColumns:
         self.device_ns = None if device.count(None) == n else np.array(device, np.float64)
 
 
-def _group_index(keys: list) -> tuple[list, np.ndarray]:
-    """The distinct keys (first-seen order) and each key's position among them."""
+def _group_index(first: list, second: list) -> tuple[list, np.ndarray]:
+    """The distinct (first, second) pairs (first-seen order) and each row's position among
+    them. Most batches hold one model version of one emitter: two C-level counts find
+    that, without building a pair per row."""
+    n = len(first)
+    if first.count(first[0]) == n and second.count(second[0]) == n:
+        return [(first[0], second[0])], np.zeros(n, np.int64)
+    keys = list(zip(first, second, strict=True))
     distinct = list(dict.fromkeys(keys))
-    if len(distinct) == 1:
-        return distinct, np.zeros(len(keys), np.int64)
     position = {key: i for i, key in enumerate(distinct)}
     return distinct, np.fromiter(map(position.__getitem__, keys), np.int64, len(keys))
 
@@ -113,7 +117,7 @@ def _minute_aggregates(columns: _RowColumns) -> dict[RollupKey, RollupAggregate]
     """Per (model, version, minute): count, errors, latency sum/max, histogram, GPU time."""
     latency = columns.latency_ns
     minutes = columns.start_ns // MINUTE_NS
-    series, series_index = _group_index(list(zip(columns.models, columns.versions, strict=True)))
+    series, series_index = _group_index(columns.models, columns.versions)
     # One group per (series, minute).
     group_keys, group = np.unique((series_index << _MINUTE_BITS) + minutes, return_inverse=True)
     group = group.reshape(-1)
@@ -205,7 +209,7 @@ def _delivery_runs(columns: _RowColumns | None, labels: Sequence[LabelEvent]) ->
         seqs = np.concatenate((columns.seqs, seqs))
         times = np.concatenate((columns.start_ns, times))
     n = len(emitters)
-    groups, group = _group_index(list(zip(emitters, models, strict=True)))
+    groups, group = _group_index(emitters, models)
     order = np.lexsort((seqs, group))
     group, seqs, times = group[order], seqs[order], times[order]
     cuts = np.flatnonzero((np.diff(group) != 0) | (np.diff(seqs) != 1)) + 1

@@ -93,6 +93,46 @@ def test_without_device_time_the_figures_are_zero():
     assert aggregate.device_time_max_ns == 0
 
 
+def _row(event: dict) -> tuple:
+    e = event
+    return (
+        e["event_id"], e["emitter_id"], e["seq"], e["model"], e["version"], "t",
+        e["start_time_ns"], e["latency_ns"], None, e["status"], None, None, 1, "cpu", None,
+        None, e["prediction_id"], b"{}", 0,
+    )  # fmt: skip
+
+
+def test_a_batch_of_mixed_series_derives_what_each_series_derives_alone():
+    """Most batches hold one model version of one emitter (a shortcut finds that); rows
+    of four emitters and two versions interleaved add up per series all the same."""
+    start = EventFactory().base_time_ns // MINUTE_NS * 60
+    factories = [EventFactory(model="m", version=v, emitter_id=v + e) for v in "12" for e in "ab"]
+    series = [_events(factory, start, 2, 12) for factory in factories]
+    mixed = [_row(event) for batch in zip(*series, strict=True) for event in batch]
+    together = derive_figures(mixed, [])
+    alone = [derive_figures([_row(event) for event in events], []) for events in series]
+    # Rollups are per model version and minute: the two emitters' calls add up.
+    expected: dict[tuple, tuple[int, dict[str, int]]] = {}
+    for figures in alone:
+        for key, aggregate in figures.aggregates.items():
+            count, histogram = expected.get(key, (0, {}))
+            merge_into(histogram, aggregate.histogram)
+            expected[key] = (count + aggregate.count, histogram)
+    assert len(expected) == 4  # 2 versions x 2 minutes
+    assert {
+        key: (aggregate.count, aggregate.histogram)
+        for key, aggregate in together.aggregates.items()
+    } == expected
+    assert {count for count, _ in expected.values()} == {24}
+    # One run of sequence numbers per emitter, interleaving or not.
+    assert sorted(together.delivery_runs) == sorted(
+        run for figures in alone for run in figures.delivery_runs
+    )
+    assert [run[:4] for run in sorted(together.delivery_runs)] == [
+        (emitter, "m", 0, 23) for emitter in ("1a", "1b", "2a", "2b")
+    ]
+
+
 def test_minute_percentiles_equal_their_histograms_and_hours_sum_their_minutes(
     migrated_engine, hours_start
 ):
