@@ -29,3 +29,9 @@ def parse_time_ns(text: str) -> int:
 def format_time_ns(time_ns: int) -> str:
     """Unix nanoseconds as `2026-12-01 10:00:00 UTC`, for people to read."""
     return datetime.fromtimestamp(time_ns / NS, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def ms_of_ns(value_ns: float | None) -> float | None:
+    """Nanoseconds (as the store keeps durations) in milliseconds (as people read them);
+    None, for a figure with no value, stays None."""
+    return None if value_ns is None else value_ns / 1e6

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 from inferloop.grains import ceil_to_minute_s, floor_to_minute_s
 from inferloop.store.completeness import completeness
 from inferloop.store.dashboard_queries import HOUR_S, bucketed_series, range_summary
+from inferloop.times import ms_of_ns
 
 from .deps import ApiKeyDep, EngineDep
 from .params import EndS, StartS, time_range
@@ -43,10 +44,6 @@ def _minute_range(start_s: float | None, end_s: float | None) -> tuple[int, int]
     return floor_to_minute_s(start), ceil_to_minute_s(int(end))
 
 
-def _ms(value_ns: float | None) -> float | None:
-    return None if value_ns is None else value_ns / 1e6
-
-
 @router.get("/{model}/latency", response_model=LatencyResponse)
 def get_latency(
     model: str,
@@ -69,14 +66,14 @@ def get_latency(
         end_s=end_minute,
         count=summary.count,
         errors=summary.errors,
-        mean_ms=_ms(summary.mean_ns),
-        max_ms=_ms(summary.max_ns),
-        p50_ms=_ms(summary.p50_ns),
-        p95_ms=_ms(summary.p95_ns),
-        p99_ms=_ms(summary.p99_ns),
+        mean_ms=ms_of_ns(summary.mean_ns),
+        max_ms=ms_of_ns(summary.max_ns),
+        p50_ms=ms_of_ns(summary.p50_ns),
+        p95_ms=ms_of_ns(summary.p95_ns),
+        p99_ms=ms_of_ns(summary.p99_ns),
         gpu_count=summary.device_count,
-        gpu_mean_ms=_ms(summary.device_mean_ns),
-        gpu_max_ms=_ms(summary.device_max_ns),
+        gpu_mean_ms=ms_of_ns(summary.device_mean_ns),
+        gpu_max_ms=ms_of_ns(summary.device_max_ns),
     )
 
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from inferloop.grains import ceil_to_minute_s, floor_to_minute_s
 from inferloop.store.dashboard_queries import model_totals, open_findings_by_model
+from inferloop.times import ms_of_ns
 
 from .deps import ApiKeyDep, EngineDep
 from .pagination import DEFAULT_PAGE_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
@@ -28,10 +29,6 @@ class ModelSummaryResponse(BaseModel):
     open_findings: dict[str, int] = Field(
         description="Pending and open findings by severity (whenever raised)."
     )
-
-
-def _ms(value_ns: float | None) -> float | None:
-    return None if value_ns is None else value_ns / 1e6
 
 
 @router.get("/models", response_model=Page[ModelSummaryResponse])
@@ -67,9 +64,9 @@ def list_models(
                 calls=total.count if total else 0,
                 errors=total.errors if total else 0,
                 error_rate=total.error_rate if total else None,
-                p50_ms=_ms(total.p50_ns) if total else None,
-                p95_ms=_ms(total.p95_ns) if total else None,
-                p99_ms=_ms(total.p99_ns) if total else None,
+                p50_ms=ms_of_ns(total.p50_ns) if total else None,
+                p95_ms=ms_of_ns(total.p95_ns) if total else None,
+                p99_ms=ms_of_ns(total.p99_ns) if total else None,
                 open_findings=open_findings.get(name, {}),
             )
         )

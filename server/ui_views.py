@@ -24,6 +24,7 @@ from inferloop.store.feedback_pages import checks_page, history_page, requests_p
 from inferloop.store.findings import findings_by_id, list_findings
 from inferloop.store.outbox import all_receiver_health, delivery_log, notifications
 from inferloop.store.vocabulary import ACTIVE_STATUSES, FindingStatus
+from inferloop.times import ms_of_ns
 
 from .ui_model_panels import model_panels
 
@@ -82,10 +83,6 @@ def resolve_range(name: str | None, now_s: float) -> UiRange:
     return UiRange(name, start, end, step)
 
 
-def _ms(value_ns: float | None) -> float | None:
-    return None if value_ns is None else value_ns / 1e6
-
-
 def overview_page(connection: sa.Connection, window: UiRange) -> dict[str, Any]:
     """One card per model, and the open findings most severe first."""
     totals = model_totals(connection, start_s=window.start_s, end_s=window.end_s)
@@ -99,9 +96,9 @@ def overview_page(connection: sa.Connection, window: UiRange) -> dict[str, Any]:
             "count": t.count,
             "errors": t.errors,
             "error_rate": t.error_rate,
-            "p50_ms": _ms(t.p50_ns),
-            "p95_ms": _ms(t.p95_ns),
-            "p99_ms": _ms(t.p99_ns),
+            "p50_ms": ms_of_ns(t.p50_ns),
+            "p95_ms": ms_of_ns(t.p95_ns),
+            "p99_ms": ms_of_ns(t.p99_ns),
             "open_findings": sum(open_counts.get(t.model, {}).values()),
             "spark": [sparks.get(t.model, {}).get(s, 0) for s in starts],
         }
@@ -140,9 +137,9 @@ def model_page(connection: sa.Connection, model: str, window: UiRange) -> dict[s
     return panels | {
         "model": model,
         "totals": totals,
-        "p50_ms": _ms(totals.p50_ns) if totals else None,
-        "p95_ms": _ms(totals.p95_ns) if totals else None,
-        "p99_ms": _ms(totals.p99_ns) if totals else None,
+        "p50_ms": ms_of_ns(totals.p50_ns) if totals else None,
+        "p95_ms": ms_of_ns(totals.p95_ns) if totals else None,
+        "p99_ms": ms_of_ns(totals.p99_ns) if totals else None,
         "versions": versions,
         "findings": list_findings(connection, model=model, statuses=ACTIVE_STATUSES),
     }
