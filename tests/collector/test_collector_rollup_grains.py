@@ -46,6 +46,15 @@ def _events(factory: EventFactory, start_s: int, minutes: int, per_minute: int) 
     ]
 
 
+def _row(e: dict) -> tuple:
+    """An ``events`` row (EVENT_COLUMNS order) of an EventFactory event, no payloads."""
+    return (
+        e["event_id"], e["emitter_id"], e["seq"], e["model"], e["version"], e["environment"],
+        e["start_time_ns"], e["latency_ns"], e["device_time_ns"], e["status"], None, None,
+        1, e["device"], None, None, e["prediction_id"], b"{}", 0,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def hours_start() -> int:
     return EventFactory().base_time_ns // (HOUR_S * 1_000_000_000) * HOUR_S - 3 * HOUR_S
@@ -55,15 +64,7 @@ def test_device_time_is_counted_summed_and_maxed_per_minute():
     factory = EventFactory(model="gpu")
     start = factory.base_time_ns // MINUTE_NS * 60
     events = _events(factory, start, 2, 30)
-    rows = [
-        (
-            e["event_id"], e["emitter_id"], e["seq"], e["model"], e["version"], e["environment"],
-            e["start_time_ns"], e["latency_ns"], e["device_time_ns"], e["status"], None, None,
-            1, "cuda:0", None, None, e["prediction_id"], b"{}", 0,
-        )
-        for e in events
-    ]  # fmt: skip
-    figures = derive_figures(rows, [])
+    figures = derive_figures([_row(e) for e in events], [])
     for minute in (start, start + 60):
         measured = [
             e["device_time_ns"]
@@ -82,24 +83,9 @@ def test_device_time_is_counted_summed_and_maxed_per_minute():
 def test_without_device_time_the_figures_are_zero():
     factory = EventFactory(model="cpu")
     events = [factory.inference() for _ in range(5)]
-    rows = [
-        (e["event_id"], e["emitter_id"], e["seq"], e["model"], e["version"], "t",
-         e["start_time_ns"], e["latency_ns"], None, "ok", None, None, 1, "cpu", None, None,
-         e["prediction_id"], b"{}", 0)
-        for e in events
-    ]  # fmt: skip
-    (aggregate,) = derive_figures(rows, []).aggregates.values()
+    (aggregate,) = derive_figures([_row(e) for e in events], []).aggregates.values()
     assert (aggregate.device_count, aggregate.device_time_sum_ns) == (0, 0)
     assert aggregate.device_time_max_ns == 0
-
-
-def _row(event: dict) -> tuple:
-    e = event
-    return (
-        e["event_id"], e["emitter_id"], e["seq"], e["model"], e["version"], "t",
-        e["start_time_ns"], e["latency_ns"], None, e["status"], None, None, 1, "cpu", None,
-        None, e["prediction_id"], b"{}", 0,
-    )  # fmt: skip
 
 
 def test_a_batch_of_mixed_series_derives_what_each_series_derives_alone():
