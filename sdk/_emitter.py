@@ -7,9 +7,7 @@ retrying, counting losses) and owns the lifecycle: start, flush, shutdown, the t
 
 from __future__ import annotations
 
-import functools
 import itertools
-import os
 import threading
 import time
 from collections import deque
@@ -21,27 +19,20 @@ from ._columns import ColumnBuilder, Segments
 from ._config import SDKConfig
 from ._delivery import Outbox
 from ._events import EventBuilder
+from ._gil import GilRelease
 from ._ids import new_emitter_id
 from ._log import RateLimitedLog
 from ._record import LabelRecord, Record
 from ._transports import Closeable, PipeliningTransport, Transport
 
-# Records built between two releases of the GIL. CPython hands the GIL to a waiting thread
-# only every `sys.getswitchinterval()` (5 ms) unless the holder lets it go, so a drain of
-# two batches (about 1,000 records at ~10 µs) would stall a serving thread for milliseconds.
-# Releasing it between slices, a serving thread waits behind one slice at most. v1 events
-# cost ~10 µs each to build, columns well under 1 µs a call plus ~25 µs a slice, so the
-# queue is taken COLUMN_SLICE records at a time and what needs the v1 path is built
-# DRAIN_SLICE records between two releases.
+# Records built between two releases of the GIL (see `_gil`). CPython hands the GIL to a
+# waiting thread only every `sys.getswitchinterval()` (5 ms) unless the holder lets it go,
+# so a drain of two batches (about 1,000 records at ~10 µs) would stall a serving thread
+# for milliseconds. v1 events cost ~10 µs each to build, columns well under 1 µs a call
+# plus ~25 µs a slice, so the queue is taken COLUMN_SLICE records at a time and what needs
+# the v1 path is built DRAIN_SLICE records between two releases.
 DRAIN_SLICE = 32
 COLUMN_SLICE = 128
-
-# How the worker lets the GIL go: `os.sched_yield` drops it around a yield of the CPU (about
-# 1 µs of CPU here), so a woken serving thread gets both. `time.sleep(0)` does as well but
-# measured 43 µs of CPU per call on Linux (Python 3.11), more than the slice it follows.
-_release_gil: Callable[[], None] = getattr(os, "sched_yield", None) or functools.partial(
-    time.sleep, 0
-)
 
 
 class Emitter:
@@ -54,6 +45,7 @@ class Emitter:
         self._pipelining: PipeliningTransport | None = None  # the transport, if it pipelines
         self.emitter_id = new_emitter_id()
         self._log = RateLimitedLog()
+        self._release_gil = GilRelease()  # called by the worker only, between slices
         self._builder = EventBuilder(config, self.emitter_id, self._log)
         self._outbox = Outbox(config, self.emitter_id, self._log)
         self._columns = ColumnBuilder(
@@ -213,7 +205,7 @@ class Emitter:
         segments: Segments = {}  # per model, in call order: Blocks and lists of v1 events
         taken = 0
         popleft = queue.popleft
-        pause = _release_gil
+        pause = self._release_gil
         while taken < limit and not self._abandon:
             # Only this thread pops, so the queue holds at least `size` records.
             size = min(COLUMN_SLICE, limit - taken, len(queue))
@@ -257,7 +249,7 @@ class Emitter:
                     outbox.add(model, segment)
                     continue
                 try:
-                    outbox.add_block(segment, _release_gil)
+                    outbox.add_block(segment, pause)
                 except Exception as exc:  # noqa: BLE001 - counted as lost, never raised
                     outbox.count_drop("internal_error", segment.count)
                     self._internal_errors += 1

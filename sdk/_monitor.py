@@ -1,7 +1,8 @@
 """`monitor`: the decorator / context manager that serving code puts around model calls.
 
 The wrappers are the hot path. Unconfigured they cost one attribute read. Configured they
-read the clock twice, take a prediction number, and append one record to the emitter's
+read the clock twice, take a prediction number, note it as this thread's latest (`_last`),
+and append one record to the emitter's
 queue (a `_record.CallRecord`, built as a plain tuple), bounded by a length check: no
 locks, no serialisation, no I/O. Arguments and results are kept by reference and
 summarised later on the worker thread: a caller that mutates its inputs in place after the
@@ -21,13 +22,13 @@ from typing import Any, TypeVar
 
 from . import _cuda, _state
 from ._ids import prediction_id
+from ._last import ThreadSlot, get_ident, last_prediction, recall, remember, running_loop
 from ._record import CallExtras
 from ._runtime import configure_from_environment
 from ._spec import MonitorSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 _perf_counter_ns = time.perf_counter_ns
-_last_prediction: ContextVar[Any] = ContextVar("inferloop_last_prediction", default=None)
 
 
 def _format_prediction(value: Any) -> str | None:
@@ -43,13 +44,13 @@ def last_prediction_id() -> str | None:
 
     Pass it to `log_label(prediction_id, label)` when the ground truth arrives.
     """
-    return _format_prediction(_last_prediction.get())
+    return _format_prediction(recall())
 
 
 def _sync_wrapper(fn: Callable[..., Any], spec: MonitorSpec) -> Callable[..., Any]:
     state = _state
     perf = _perf_counter_ns
-    set_last = _last_prediction.set
+    get_last = last_prediction.get
     wants_given_id = spec.prediction_arg is not None
 
     @functools.wraps(fn)
@@ -60,7 +61,12 @@ def _sync_wrapper(fn: Callable[..., Any], spec: MonitorSpec) -> Callable[..., An
         prediction = spec.given_prediction_id(args, kwargs) if wants_given_id else None
         if prediction is None:
             prediction = next(emitter.prediction_numbers)
-        set_last(prediction)
+        # `_last.remember(prediction)`, inlined: the common case updates this thread's slot.
+        slot = get_last()
+        if type(slot) is ThreadSlot and slot.thread == get_ident() and running_loop() is None:
+            slot.prediction = prediction
+        else:
+            remember(prediction)
         cuda = _cuda.begin() if spec.cuda or (spec.cuda is None and emitter.cuda_active) else None
         started = perf()
         try:
@@ -89,7 +95,6 @@ def _sync_wrapper(fn: Callable[..., Any], spec: MonitorSpec) -> Callable[..., An
 def _async_wrapper(fn: Callable[..., Any], spec: MonitorSpec) -> Callable[..., Any]:
     state = _state
     perf = _perf_counter_ns
-    set_last = _last_prediction.set
     wants_given_id = spec.prediction_arg is not None
 
     @functools.wraps(fn)
@@ -100,7 +105,7 @@ def _async_wrapper(fn: Callable[..., Any], spec: MonitorSpec) -> Callable[..., A
         prediction = spec.given_prediction_id(args, kwargs) if wants_given_id else None
         if prediction is None:
             prediction = next(emitter.prediction_numbers)
-        set_last(prediction)
+        remember(prediction)
         cuda = _cuda.begin() if spec.cuda or (spec.cuda is None and emitter.cuda_active) else None
         started = perf()
         try:
@@ -219,7 +224,7 @@ class Monitor:
             call = Call(None, None)
         else:
             prediction = next(emitter.prediction_numbers)
-            _last_prediction.set(prediction)
+            remember(prediction)
             call = Call(emitter, prediction)
             wants = self._block_spec.cuda
             if wants or (wants is None and emitter.cuda_active):

@@ -17,6 +17,7 @@ import pytest
 
 from inferloop.sdk import configure, flush, monitor, register_extractor
 from inferloop.sdk._emitter import DRAIN_SLICE
+from inferloop.sdk._gil import GilRelease
 
 BUILD_S = 200e-6  # the CPU each record costs the worker to build (a slow extractor)
 RECORDS = 2_000  # one drain (batch_size 1,000, two batches): 0.4 s of GIL-held building
@@ -88,3 +89,20 @@ def test_a_serving_thread_gets_the_gil_back_between_slices_of_a_drain(slow_switc
     # handoff: under load the worker may win it back, so single waits can be longer.)
     assert len(during) >= 10, (len(during), max(during, default=0.0))
     assert sorted(during)[len(during) // 2] < drain_s / 10, (sorted(during), slice_s)
+
+
+def test_gil_release_yields_between_slices_and_hands_over_once_a_millisecond() -> None:
+    now = [0.0]
+    calls: list[str] = []
+    release = GilRelease(
+        handoff_s=0.001,
+        clock=lambda: now[0],
+        offer=lambda: calls.append("yield"),
+        hand_over=lambda: calls.append("sleep"),
+    )
+    for _ in range(25):  # slices of 100 µs of work each
+        now[0] += 100e-6
+        release()
+    # A sleep once a millisecond of work (every tenth slice), a yield after the others.
+    assert calls.count("sleep") == release.handoffs == 2
+    assert calls.index("sleep") == 9 and calls[10:19] == ["yield"] * 9 and calls[19] == "sleep"
