@@ -75,7 +75,10 @@ def _choose_encoder() -> tuple[str, Callable[[Any], bytes]]:
             try:
                 return encode(value, default=_default, option=option)
             except TypeError:
-                return encode(value, default=_default, option=lenient)
+                try:
+                    return encode(value, default=_default, option=lenient)
+                except TypeError:  # an integer beyond 64 bits, which only `json` writes
+                    return _stdlib_dumps(value)
 
         return "orjson", orjson_dumps
     except ImportError:
@@ -84,7 +87,14 @@ def _choose_encoder() -> tuple[str, Callable[[Any], bytes]]:
         import msgspec
 
         encoder = msgspec.json.Encoder(enc_hook=_default)
-        return "msgspec", encoder.encode
+
+        def msgspec_dumps(value: Any) -> bytes:
+            try:
+                return encoder.encode(value)
+            except (TypeError, OverflowError):  # an integer beyond 64 bits
+                return _stdlib_dumps(value)
+
+        return "msgspec", msgspec_dumps
     except ImportError:
         return "json", _stdlib_dumps
 

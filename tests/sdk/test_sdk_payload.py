@@ -7,6 +7,7 @@ import math
 import pytest
 
 from inferloop.sdk import MemoryTransport, configure, flush, monitor
+from inferloop.sdk import stats as sdk_stats
 from inferloop.sdk._payload import Redaction, batch_size, cap_size, device_of, extract
 from inferloop.sdk._serialize import dumps
 
@@ -162,3 +163,16 @@ def test_size_cap_applied_to_emitted_events() -> None:
     assert event["inputs"]["truncated"] is True
     assert len(dumps(event["inputs"])) <= 300
     assert event["batch_size"] == 10  # inferred from the full input, not the truncated one
+
+
+def test_an_integer_beyond_64_bits_is_delivered_not_dropped() -> None:
+    # orjson refuses such integers; the encoder falls back to `json` for that event alone.
+    transport = configure(transport="memory", flush_interval_s=0.01)
+    predict = monitor(model="wide")(lambda a, b: 0)
+    predict(2**64, -(2**63) - 1)
+    predict(1, 2)
+    assert flush(5)
+    assert sdk_stats()["dropped"] == {}
+    assert len(transport.events) == 2
+    assert b'{"a":18446744073709551616,"b":-9223372036854775809}' in transport.raw[0]
+    assert dumps({"n": 2**70}) == b'{"n":1180591620717411303424}'
