@@ -206,6 +206,7 @@ class Emitter:
         taken = 0
         popleft = queue.popleft
         pause = self._release_gil
+        pause.begin()
         while taken < limit and not self._abandon:
             # Only this thread pops, so the queue holds at least `size` records.
             size = min(COLUMN_SLICE, limit - taken, len(queue))

@@ -51,6 +51,11 @@ class GilRelease:
         self.handoffs = 0
         """Sure handoffs (sleeps) so far."""
 
+    def begin(self) -> None:
+        """A run of work starts (the worker was idle): count `handoff_s` from now, so that
+        a short drain after a quiet spell costs a yield, not a sleep."""
+        self._last_handoff = self._clock()
+
     def __call__(self) -> None:
         if self._clock() - self._last_handoff < self._handoff_s:
             self._offer()

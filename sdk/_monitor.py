@@ -2,11 +2,10 @@
 
 The wrappers are the hot path. Unconfigured they cost one attribute read. Configured they
 read the clock twice, take a prediction number, note it as this thread's latest (`_last`),
-and append one record to the emitter's
-queue (a `_record.CallRecord`, built as a plain tuple), bounded by a length check: no
-locks, no serialisation, no I/O. Arguments and results are kept by reference and
-summarised later on the worker thread: a caller that mutates its inputs in place after the
-call may see the mutated values reported.
+and append one record to the emitter's queue (a `_record.CallRecord`, built as a plain
+tuple), bounded by a length check: no locks, no serialisation, no I/O. Arguments and
+results are kept by reference and summarised later on the worker thread: a caller that
+mutates its inputs in place after the call may see the mutated values reported.
 """
 
 from __future__ import annotations

@@ -106,3 +106,9 @@ def test_gil_release_yields_between_slices_and_hands_over_once_a_millisecond() -
     # A sleep once a millisecond of work (every tenth slice), a yield after the others.
     assert calls.count("sleep") == release.handoffs == 2
     assert calls.index("sleep") == 9 and calls[10:19] == ["yield"] * 9 and calls[19] == "sleep"
+    # After a quiet spell a new run of work starts its count afresh: a yield, not a sleep.
+    now[0] += 5.0
+    release.begin()
+    now[0] += 100e-6
+    release()
+    assert calls[-1] == "yield" and release.handoffs == 2
