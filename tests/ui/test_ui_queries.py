@@ -31,10 +31,11 @@ from inferloop.store.sketch import merge_into, percentiles, quantiles
 def stored(migrated_engine):
     """30 minutes of two versions of one model, with errors, through the ingest path."""
     pipeline = IngestPipeline(migrated_engine)
-    first = None
+    # One start for both versions: two factories made on either side of a minute boundary
+    # would otherwise put the versions a minute apart.
+    first = EventFactory(model="fraud").base_time_ns // MINUTE_NS * 60 - 20 * 60
     for version, slow in (("1", 1), ("2", 3)):
         factory = EventFactory(model="fraud", version=version)
-        first = factory.base_time_ns // MINUTE_NS * 60 - 20 * 60
         events = [
             factory.inference(
                 start_time_ns=(first + minute * 60) * 1_000_000_000 + k * 1_000_000,
