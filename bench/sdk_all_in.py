@@ -16,8 +16,10 @@ time in a fresh child process: with orjson, and with the standard library's `jso
 
 Latency: a ~20 µs model call (a busy loop) served at 5,000 calls/s (paced with sleeps,
 as a server waiting on its socket), bare and monitored in six alternating blocks each;
-"added" p99.9 and max are the monitored calls' minus the bare calls'. On a shared machine
-the bare calls' own tail (printed too) shows how far these two can be trusted.
+"added" p99.9 and max are the monitored calls' minus the bare calls', both for the call
+itself and from the call's scheduled instant to its end ("response": that one also holds
+the wait for the GIL on waking). On a shared machine the bare calls' own tail (printed
+too) shows how far these can be trusted.
 
     flock /tmp/bench.lock .venv/bin/python bench/sdk_all_in.py [--calls 30000] [--rounds 11] [--transport http|discard]
 
@@ -205,20 +207,27 @@ def busy_call(duration_ns: int = 20_000) -> Callable[[float, float, float], floa
     return model
 
 
-def paced(fn: Callable[..., Any], rate: int, seconds: float) -> list[int]:
-    """Per-call wall latency of `fn` called `rate` times a second, sleeping in between."""
+def paced(fn: Callable[..., Any], rate: int, seconds: float) -> tuple[list[int], list[int]]:
+    """`fn` called `rate` times a second, sleeping in between: per call, the time the call
+    took, and the time from its scheduled instant to its end. The second also holds the
+    wait for the GIL on waking (a serving thread pays it between its socket and its
+    handler) and the sleep's own overshoot, the same for bare and monitored calls."""
     period = 1_000_000_000 // rate
     count = int(rate * seconds)
-    out = [0] * count
+    service = [0] * count
+    response = [0] * count
     start = perf()
     for index in range(count):
-        delay = start + index * period - perf()
+        due = start + index * period
+        delay = due - perf()
         if delay > 0:
             time.sleep(delay / 1e9)
         began = perf()
         fn(31, 12.5, 0.3)
-        out[index] = perf() - began
-    return out
+        ended = perf()
+        service[index] = ended - began
+        response[index] = ended - due
+    return service, response
 
 
 def quantile(values: list[int], q: float) -> float:
@@ -230,23 +239,27 @@ def latency(options: argparse.Namespace, transport_factory: Callable[[], Any]) -
     from inferloop.sdk import configure, monitor, shutdown, stats
 
     model = busy_call()
-    bare: list[int] = []
-    ours: list[int] = []
+    bare: tuple[list[int], list[int]] = ([], [])
+    ours: tuple[list[int], list[int]] = ([], [])
     # Short alternating blocks, so that the machine's own hiccups fall on both alike.
     blocks = 6
     for _ in range(blocks):
-        bare.extend(paced(model, 5_000, options.paced_s / (2 * blocks)))
+        seconds = options.paced_s / (2 * blocks)
+        for into, measured in zip(bare, paced(model, 5_000, seconds), strict=True):
+            into.extend(measured)
         configure(transport=transport_factory(), register_prometheus=False)
         monitored = monitor(model="paced", version="1")(model)
-        ours.extend(paced(monitored, 5_000, options.paced_s / (2 * blocks)))
+        for into, measured in zip(ours, paced(monitored, 5_000, seconds), strict=True):
+            into.extend(measured)
         current = stats()
         shutdown(10)
         assert current["dropped"] == {}, current
     figures = {}
     for label, q in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999), ("max", 1.0)):
-        figures[f"bare_{label}_ns"] = quantile(bare, q)
-        figures[f"added_{label}_ns"] = quantile(ours, q) - quantile(bare, q)
-    figures["calls"] = len(ours)
+        for kind, index in (("", 0), ("response_", 1)):
+            figures[f"bare_{kind}{label}_ns"] = quantile(bare[index], q)
+            figures[f"added_{kind}{label}_ns"] = quantile(ours[index], q) - quantile(bare[index], q)
+    figures["calls"] = len(ours[0])
     return figures
 
 
