@@ -1,9 +1,11 @@
 # One image for every Inferloop service; the command picks the role
 # (`inferloop up`, `inferloop collector`, `inferloop analyzer`).
 FROM python:3.11-slim
+# No C compiler in the slim image: the SDK's optional C modules (setup.py) are skipped,
+# which the platform's services do not need (they serve no monitored model calls).
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY core core
 COPY app app
 COPY deploy deploy

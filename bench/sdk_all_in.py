@@ -7,7 +7,9 @@ in the same process: prometheus_client Histogram + Counter (plus one scrape), an
 OpenTelemetry span with BatchSpanProcessor (plus force_flush) when opentelemetry-sdk is
 installed. Each figure is the median over interleaved rounds; each ratio is the median of
 the ratios within a round (the variants run back to back), which cancels the machine's
-slower and faster spells better than a ratio of two medians.
+slower and faster spells better than a ratio of two medians. The SDK also runs with its C
+modules turned off ("inferloop_python_only": the Python wrapper and column passes that
+stand in for them where no compiler is found).
 
 The SDK delivers over HTTP to a receiver in another process (`--transport http`, the
 default) or to a transport that discards (`--transport discard`). It runs twice, each
@@ -29,6 +31,7 @@ Last line: one JSON object of the figures, ratios and checks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import gc
 import json
@@ -36,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -137,6 +140,21 @@ def otel_variant() -> tuple[Callable[..., Any], Callable[[], None], Callable[[],
     return wrap, provider.force_flush, provider.shutdown
 
 
+@contextlib.contextmanager
+def native_modules(on: bool) -> Iterator[None]:
+    """The SDK with its C modules (`_hotpath`, `_transpose`) as built, or with the Python
+    code they stand in for: the same run then shows what the C saves."""
+    from inferloop.sdk import _columns, _monitor
+
+    saved = _monitor.use_hotpath, _columns.use_dict_columns
+    _monitor.use_hotpath = on and _monitor._hotpath is not None
+    _columns.use_dict_columns = on and _columns.dict_columns is not None
+    try:
+        yield
+    finally:
+        _monitor.use_hotpath, _columns.use_dict_columns = saved
+
+
 def run_cpu(fn: Callable[..., Any], args: tuple[Any, ...], calls: int, deliver: Callable) -> int:
     """CPU of every thread for `calls` calls and the delivery that follows them. Each run
     starts from a collected heap, so that no variant pays for the garbage of the one before."""
@@ -158,26 +176,32 @@ def all_in(options: argparse.Namespace, transport_factory: Callable[[], Any]) ->
     figures: dict[str, Any] = {}
     for name in WORKLOADS:
         fn, args = workload(name)
-        samples: dict[str, list[float]] = {"inferloop": [], "prometheus_client": []}
+        samples: dict[str, list[float]] = {
+            "inferloop": [],
+            "inferloop_python_only": [],
+            "prometheus_client": [],
+        }
         if otel is not None:
             samples["opentelemetry"] = []
         prometheus_fn = wrap_prometheus(fn)
         otel_fn = otel[0](fn) if otel is not None else None
         for _ in range(options.rounds):
             bare = run_cpu(fn, args, calls, lambda: None)
-            configure(
-                transport=transport_factory(),
-                queue_size=calls + 10,
-                register_prometheus=False,
-            )
-            monitored = monitor(model=name, version="1")(fn)
-            monitored(*args)
-            assert flush(10)
-            ours = run_cpu(monitored, args, calls, lambda: flush(60))
-            current = stats()
-            shutdown(10)
-            assert current["dropped"] == {} and current["failed"] == 0, current
-            samples["inferloop"].append((ours - bare) / calls)
+            for variant, native in (("inferloop", True), ("inferloop_python_only", False)):
+                with native_modules(native):
+                    configure(
+                        transport=transport_factory(),
+                        queue_size=calls + 10,
+                        register_prometheus=False,
+                    )
+                    monitored = monitor(model=name, version="1")(fn)
+                    monitored(*args)
+                    assert flush(10)
+                    ours = run_cpu(monitored, args, calls, lambda: flush(60))
+                    current = stats()
+                    shutdown(10)
+                assert current["dropped"] == {} and current["failed"] == 0, current
+                samples[variant].append((ours - bare) / calls)
             theirs = run_cpu(prometheus_fn, args, calls, scrape)
             samples["prometheus_client"].append((theirs - bare) / calls)
             if otel_fn is not None:
@@ -336,6 +360,7 @@ def main() -> None:
     for name in WORKLOADS:
         row = fast["all_in_cpu_ns"][name]
         ratios[f"{name}_over_prometheus"] = row["per_round_over_prometheus_client"]
+        ratios[f"{name}_over_python_only"] = row["per_round_over_inferloop_python_only"]
         if "opentelemetry" in row:
             ratios[f"{name}_over_opentelemetry"] = row["per_round_over_opentelemetry"]
         ratios[f"{name}_json_over_prometheus"] = slow["all_in_cpu_ns"][name][

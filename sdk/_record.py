@@ -53,3 +53,7 @@ class LabelRecord(NamedTuple):
 
 
 Record = CallRecord | LabelRecord
+
+NO_KWARGS: dict[str, Any] = {}
+"""The `kwargs` of every record that `_hotpath` queues for a call without keywords (one
+shared dict: the worker only reads a record's fields, and finds these by identity)."""

@@ -50,3 +50,15 @@ class GateTransport:
 @pytest.fixture
 def gate() -> GateTransport:
     return GateTransport()
+
+
+@pytest.fixture(params=["hotpath", "python"])
+def wrapper_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with plain functions wrapped by the C hot path and by the Python wrapper:
+    the two must behave alike. `make test` builds the extension, so its absence fails."""
+    from inferloop.sdk import _monitor
+
+    if request.param == "hotpath":
+        assert _monitor._hotpath is not None, "inferloop.sdk._hotpath was not built"
+    monkeypatch.setattr(_monitor, "use_hotpath", request.param == "hotpath")
+    return request.param

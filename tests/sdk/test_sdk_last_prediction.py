@@ -11,7 +11,12 @@ import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from inferloop.sdk import MemoryTransport, flush, last_prediction_id, monitor
+
+# Every test here runs with the C wrapper and with the Python one (conftest.wrapper_kind).
+pytestmark = pytest.mark.usefixtures("wrapper_kind")
 
 
 def _predict() -> object:

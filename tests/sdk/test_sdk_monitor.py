@@ -21,6 +21,9 @@ from inferloop.sdk import (
 )
 from inferloop.sdk._record import CallExtras, CallRecord, LabelRecord
 
+# Every test here runs with the C wrapper and with the Python one (conftest.wrapper_kind).
+pytestmark = pytest.mark.usefixtures("wrapper_kind")
+
 
 def test_unconfigured_monitor_calls_model_untouched() -> None:
     seen = []
