@@ -146,13 +146,13 @@ def native_modules(on: bool) -> Iterator[None]:
     code they stand in for: the same run then shows what the C saves."""
     from inferloop.sdk import _columns, _monitor
 
-    saved = _monitor.use_hotpath, _columns.use_dict_columns
+    saved = _monitor.use_hotpath, _columns.use_native
     _monitor.use_hotpath = on and _monitor._hotpath is not None
-    _columns.use_dict_columns = on and _columns.dict_columns is not None
+    _columns.use_native = on and _columns.dict_columns is not None
     try:
         yield
     finally:
-        _monitor.use_hotpath, _columns.use_dict_columns = saved
+        _monitor.use_hotpath, _columns.use_native = saved
 
 
 def run_cpu(fn: Callable[..., Any], args: tuple[Any, ...], calls: int, deliver: Callable) -> int:

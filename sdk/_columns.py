@@ -25,9 +25,9 @@ from ._record import NO_KWARGS
 from ._serialize import ENCODER_NAME, dumps, dumps_plain
 
 try:
-    from ._transpose import dict_columns
+    from ._transpose import dict_columns, record_columns
 except ImportError:  # built without a C compiler: the Python passes below do the same
-    dict_columns = None
+    dict_columns = record_columns = None
 
 SCHEMA_VERSION = 2
 STR_MAX = 256  # longest string value kept in a column (as the v1 fast path)
@@ -41,9 +41,9 @@ _VALUE = ("value",)
 # Values encoded between two releases of the GIL: about 10 µs of orjson. The standard
 # library's encoder is ~5x slower, but smaller pieces cost it more in calls and releases
 # than they save (measured: 64 values a piece doubled its encoding CPU).
-use_dict_columns = True
-"""Whether dict values go through `_transpose.dict_columns` when it was built (tests turn
-it off to hold the C pass to the Python one)."""
+use_native = True
+"""Whether slices go through `_transpose`'s passes when it was built (tests and benchmarks
+turn it off to run the Python passes they stand in for)."""
 ENCODE_PIECE = 256 if ENCODER_NAME == "json" else 512
 _ENCODER_WRITES_NAN_AS_NULL = ENCODER_NAME in ("orjson", "msgspec")
 
@@ -190,6 +190,19 @@ class ColumnBuilder:
         if not self.enabled:
             return chunk
         spec = chunk[0][0] if type(chunk[0]) is tuple else None
+        if spec is not None and record_columns is not None and use_native:
+            # The common slice in one C pass: calls of one callable, none with an error,
+            # keywords or extras, all with as many arguments. Anything else: the passes below.
+            uniform = record_columns(chunk, NO_KWARGS, 1 if spec.skip_first else 0)
+            if uniform is not None:
+                started, latency, arguments, results, predictions = uniform
+                prepared = self._prepare_calls(
+                    spec, started, latency, predictions, results, arguments=arguments
+                )
+                if prepared is None:
+                    return chunk
+                self._commit(spec, prepared, segments)
+                return []
         if spec is not None:
             # The common slice: calls of one callable. A label (a 4-field LabelRecord) in
             # it stops the strict zip; another callable shows in the spec column's count.
@@ -226,8 +239,6 @@ class ColumnBuilder:
 
     def _prepare(self, spec: Any, columns: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
         """One callable's records, transposed, as columns; None if any cannot be one."""
-        if spec.batch_size is not None:
-            return None
         # CallRecord order (see _record): spec, started, latency, error, args, kwargs,
         # result, prediction, extras.
         _, started, latency, errors, argss, kwargss, results, predictions, extras = columns
@@ -238,6 +249,24 @@ class ColumnBuilder:
             or kwargss.count(NO_KWARGS) != count
         ):
             return None
+        return self._prepare_calls(spec, started, latency, predictions, results, argss=argss)
+
+    def _prepare_calls(
+        self,
+        spec: Any,
+        started: Sequence[int],
+        latency: Sequence[int],
+        predictions: Sequence[Any],
+        results: Sequence[Any],
+        *,
+        argss: Sequence[tuple[Any, ...]] | None = None,
+        arguments: list[list[Any]] | None = None,
+    ) -> tuple[Any, ...] | None:
+        """The rest of `_prepare`, for calls known to have no error, keywords or extras:
+        their arguments as the records hold them (`argss`) or already as one column per
+        argument after a method's self (`arguments`, from `record_columns`)."""
+        if spec.batch_size is not None:
+            return None
         # Without `prediction_id=`, the wrappers queue the emitter's numbers: ints only.
         if spec.prediction_arg is not None:
             kinds = set(map(type, predictions))
@@ -246,9 +275,12 @@ class ColumnBuilder:
                 and max(len(p) for p in predictions if type(p) is str) > PREDICTION_ID_MAX
             ):
                 return None
+        count = len(started)
         inputs = outputs = None
         if spec.capture_inputs:
-            inputs = self._inputs(spec, argss)
+            if arguments is None:
+                arguments = self._argument_columns(spec, argss)
+            inputs = None if arguments is None else self._inputs(spec, arguments)
             if inputs is None:
                 return None
         if spec.capture_outputs:
@@ -274,16 +306,18 @@ class ColumnBuilder:
             for column, values in zip(block.outputs, outputs[1], strict=True):
                 column.extend(values)
 
-    def _inputs(
-        self, spec: Any, argss: Sequence[tuple[Any, ...]]
-    ) -> tuple[tuple[str, ...], list[Any]] | None:
-        """Positional scalars as one column per parameter, or one dict argument per key."""
+    @staticmethod
+    def _argument_columns(spec: Any, argss: Sequence[tuple[Any, ...]]) -> list[Any] | None:
+        """The calls' positional arguments (after a method's self) as one column each."""
         if spec.skip_first:
             argss = [args[1:] for args in argss]
         try:
-            columns = list(zip(*argss, strict=True))
+            return list(zip(*argss, strict=True))
         except ValueError:  # calls with different numbers of arguments
             return None
+
+    def _inputs(self, spec: Any, columns: list[Any]) -> tuple[tuple[str, ...], list[Any]] | None:
+        """Positional scalars as one column per parameter, or one dict argument per key."""
         length = len(columns)
         if length == 0:
             return None
@@ -315,7 +349,7 @@ class ColumnBuilder:
         keys = tuple(values[0])
         if not keys or set(map(type, keys)) != {str}:
             return None
-        if dict_columns is not None and use_dict_columns:
+        if dict_columns is not None and use_native:
             if not self._fits_payload(keys):
                 return None
             columns = dict_columns(values, keys, _ENCODER_WRITES_NAN_AS_NULL, STR_MAX)

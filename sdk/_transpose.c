@@ -1,13 +1,15 @@
-/* One C pass that turns a slice's dict inputs into columns: `_columns.ColumnBuilder` hands
- * it the dicts of a slice's calls (one argument or one result per call) and gets back one
- * list per key, or None when the slice cannot be columns.
+/* The worker's passes from queued records to columns, in C. `_columns.ColumnBuilder` hands
+ * `record_columns` a slice of call records and gets back its fields and its positional
+ * arguments as columns; it hands `dict_columns` the dicts of a slice's calls (one argument
+ * or one result per call) and gets back one list per key. Each returns None when the slice
+ * cannot be columns, and the Python passes then decide what it is.
  *
  * Why C: in Python the same result takes four passes over the values (the key lookups, the
  * transposition, a set of types, the checks of ints and strings), each a C loop but each
  * paying per value: ~90 ns for each value of a 16-feature dict, more than the encoder's
  * 37 ns. One pass that looks up, checks and stores costs ~20 ns a value.
  *
- * The rules are those of `_columns._plain_column` (which the tests hold this to):
+ * The rules of `dict_columns` are those of `_columns._plain_column` (which the tests hold this to):
  *   - every dict is exactly a dict, with exactly `keys` (no more, no fewer);
  *   - every value is exactly an int, float, str, bool or None (a float subclass such as
  *     numpy.float64 is not: the v1 path summarises those);
@@ -109,7 +111,95 @@ error:
     return NULL;
 }
 
+
+/* The fields of a CallRecord (see _record), by position. */
+enum { SPEC, STARTED, LATENCY, ERROR, ARGS, KWARGS, RESULT, PREDICTION, EXTRAS, FIELDS };
+
+static PyObject *
+record_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "record_columns(records, no_kwargs, skip) takes 3 arguments");
+        return NULL;
+    }
+    PyObject *records = PySequence_Fast(args[0], "records must be a sequence");
+    if (records == NULL)
+        return NULL;
+    PyObject *no_kwargs = args[1];
+    Py_ssize_t skip = PyLong_AsSsize_t(args[2]);
+    if (skip == -1 && PyErr_Occurred()) {
+        Py_DECREF(records);
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(records);
+    PyObject **record = PySequence_Fast_ITEMS(records);
+    if (count == 0 || !PyTuple_CheckExact(record[0]) || PyTuple_GET_SIZE(record[0]) != FIELDS ||
+        !PyTuple_CheckExact(PyTuple_GET_ITEM(record[0], ARGS))) {
+        Py_DECREF(records);
+        Py_RETURN_NONE;
+    }
+    PyObject *spec = PyTuple_GET_ITEM(record[0], SPEC);
+    Py_ssize_t width = PyTuple_GET_SIZE(PyTuple_GET_ITEM(record[0], ARGS)) - skip;
+    if (width < 0) {
+        Py_DECREF(records);
+        Py_RETURN_NONE;
+    }
+    /* (started, latency, argument columns, results, predictions) */
+    PyObject *started = PyList_New(count), *latency = PyList_New(count),
+             *arguments = PyList_New(width), *results = PyList_New(count),
+             *predictions = PyList_New(count);
+    PyObject *out = NULL;
+    if (started == NULL || latency == NULL || arguments == NULL || results == NULL ||
+        predictions == NULL)
+        goto done;
+    for (Py_ssize_t a = 0; a < width; a++) {
+        PyObject *column = PyList_New(count);
+        if (column == NULL)
+            goto done;
+        PyList_SET_ITEM(arguments, a, column);
+    }
+    for (Py_ssize_t r = 0; r < count; r++) {
+        PyObject *fields = record[r];
+        if (!PyTuple_CheckExact(fields) || PyTuple_GET_SIZE(fields) != FIELDS)
+            goto not_columns; /* a label, or not a record at all */
+        PyObject *call_args = PyTuple_GET_ITEM(fields, ARGS);
+        PyObject *kwargs = PyTuple_GET_ITEM(fields, KWARGS);
+        if (PyTuple_GET_ITEM(fields, SPEC) != spec || PyTuple_GET_ITEM(fields, ERROR) != Py_None ||
+            PyTuple_GET_ITEM(fields, EXTRAS) != Py_None ||
+            (kwargs != no_kwargs && !(PyDict_CheckExact(kwargs) && PyDict_GET_SIZE(kwargs) == 0)) ||
+            !PyTuple_CheckExact(call_args) || PyTuple_GET_SIZE(call_args) != width + skip)
+            goto not_columns;
+        PyList_SET_ITEM(started, r, Py_NewRef(PyTuple_GET_ITEM(fields, STARTED)));
+        PyList_SET_ITEM(latency, r, Py_NewRef(PyTuple_GET_ITEM(fields, LATENCY)));
+        PyList_SET_ITEM(results, r, Py_NewRef(PyTuple_GET_ITEM(fields, RESULT)));
+        PyList_SET_ITEM(predictions, r, Py_NewRef(PyTuple_GET_ITEM(fields, PREDICTION)));
+        for (Py_ssize_t a = 0; a < width; a++)
+            PyList_SET_ITEM(PyList_GET_ITEM(arguments, a), r,
+                            Py_NewRef(PyTuple_GET_ITEM(call_args, skip + a)));
+    }
+    out = PyTuple_Pack(5, started, latency, arguments, results, predictions);
+    goto done;
+not_columns:
+    out = Py_NewRef(Py_None);
+done:
+    /* Lists not filled to the end hold NULLs there, which their deallocation skips. */
+    Py_XDECREF(started);
+    Py_XDECREF(latency);
+    Py_XDECREF(arguments);
+    Py_XDECREF(results);
+    Py_XDECREF(predictions);
+    Py_DECREF(records);
+    return out;
+}
+
 static PyMethodDef transpose_methods[] = {
+    {"record_columns", (PyCFunction)(void (*)(void))record_columns, METH_FASTCALL,
+     "record_columns(records, no_kwargs, skip) -> (started, latency, arguments, results,\n"
+     "predictions), or None\n\n"
+     "A slice of call records of one spec, each without an error, keywords or extras and\n"
+     "with as many positional arguments as the first, as columns; `arguments` has one\n"
+     "column per argument after the first `skip` (a method's self). None otherwise."},
     {"dict_columns", (PyCFunction)(void (*)(void))dict_columns, METH_FASTCALL,
      "dict_columns(values, keys, nan_as_null, str_max) -> list of columns, or None\n\n"
      "The values of each key of `keys` across the dicts `values`, checked as\n"
@@ -120,7 +210,7 @@ static PyMethodDef transpose_methods[] = {
 static struct PyModuleDef transpose_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "inferloop.sdk._transpose",
-    .m_doc = "A slice's dict inputs as columns, in one C pass (see _columns).",
+    .m_doc = "The worker's passes from queued records to columns (see _columns).",
     .m_size = 0,
     .m_methods = transpose_methods,
 };

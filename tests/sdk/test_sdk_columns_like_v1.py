@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferloop.sdk import _state, configure, flush, monitor, shutdown
+from inferloop.sdk import _columns, _state, configure, flush, monitor, shutdown
 from inferloop.sdk._serialize import loads
 
 _VALUE = st.one_of(
@@ -51,17 +51,22 @@ def _read_back(
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=_ROWS, positional=st.booleans(), floats_only=st.booleans())
+@given(rows=_ROWS, positional=st.booleans(), floats_only=st.booleans(), native=st.booleans())
 def test_columns_read_back_as_the_v1_path_writes_the_same_calls(
-    rows: list[dict[str, Any]], positional: bool, floats_only: bool
+    rows: list[dict[str, Any]], positional: bool, floats_only: bool, native: bool
 ) -> None:
+    """`native`: the columns built by the C passes (`_transpose`) or by the Python ones."""
+    _columns.use_native = native
     if floats_only:  # the common case, where the columns are taken as they are
         rows = [
             {k: float(i) if type(v) is not float else v for k, v in r.items()}
             for i, r in enumerate(rows)
         ]
-    columnar, versions = _read_back(rows, positional, columns=True)
-    v1_only, v1_versions = _read_back(rows, positional, columns=False)
+    try:
+        columnar, versions = _read_back(rows, positional, columns=True)
+        v1_only, v1_versions = _read_back(rows, positional, columns=False)
+    finally:
+        _columns.use_native = True
     assert columnar == v1_only
     assert len(columnar) == len(rows) and v1_versions == {1}
     if floats_only:

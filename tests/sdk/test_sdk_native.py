@@ -300,7 +300,7 @@ def test_dict_columns_agrees_with_the_python_passes(rows: list[Any], nan_as_null
         # The encoder decides whether NaN may stay a float (orjson) or must become None.
         patch.setattr(_columns, "_ENCODER_WRITES_NAN_AS_NULL", nan_as_null)
         patch.setattr(_columns, "_AS_THEY_ARE", frozenset(kinds))
-        patch.setattr(_columns, "use_dict_columns", False)
+        patch.setattr(_columns, "use_native", False)
         expected = builder._values(rows, ("value",))
         keys = tuple(rows[0])
         actual = dict_columns(rows, keys, nan_as_null, _columns.STR_MAX)
@@ -314,3 +314,47 @@ def test_dict_columns_rejects_what_is_not_a_slice_of_dicts() -> None:
     assert dict_columns([], ("a",), True, 256) == [[]]
     with pytest.raises(TypeError):
         dict_columns([{"a": 1}], ["a"], True, 256)  # keys must be a tuple
+
+
+# ------------------------------------------------------------------ record_columns
+
+record_columns = _columns.record_columns
+
+
+def _record(spec: Any, args: tuple[Any, ...], **fields: Any) -> tuple[Any, ...]:
+    values = {"error": None, "kwargs": NO_KWARGS, "result": 0.5, "prediction": 7, "extras": None}
+    values.update(fields)
+    return (spec, 1, 2, values["error"], args, values["kwargs"], values["result"],
+            values["prediction"], values["extras"])  # fmt: skip
+
+
+def test_record_columns_transposes_a_uniform_slice_like_zip() -> None:
+    spec = object()
+    records = [_record(spec, ("self", i, str(i)), result=i * 2, prediction=i) for i in range(5)]
+    started, latency, arguments, results, predictions = record_columns(records, NO_KWARGS, 1)
+    fields = list(zip(*records, strict=True))
+    assert (started, latency, results, predictions) == tuple(list(fields[i]) for i in (1, 2, 6, 7))
+    after_self = [record[4][1:] for record in records]
+    assert arguments == [list(column) for column in zip(*after_self, strict=True)]
+    # An empty dict of keywords that is not the shared one counts as none (as == does).
+    assert record_columns([_record(spec, (1,), kwargs={})], NO_KWARGS, 0) is not None
+
+
+@pytest.mark.parametrize(
+    "odd_one",
+    [
+        lambda spec: _record(object(), (1, 2)),  # another callable
+        lambda spec: _record(spec, (1, 2), error=ValueError()),
+        lambda spec: _record(spec, (1, 2), kwargs={"b": 2}),
+        lambda spec: _record(spec, (1, 2), extras=object()),
+        lambda spec: _record(spec, (1,)),  # fewer arguments
+        lambda spec: CallRecord(*_record(spec, (1, 2))),  # not a plain tuple
+        lambda spec: (spec, 1, 2),  # not a record's length (a label has 4 fields)
+    ],
+)
+def test_record_columns_leaves_any_other_slice_to_the_python_passes(odd_one: Any) -> None:
+    spec = object()
+    records = [_record(spec, (1, 2)), _record(spec, (3, 4))]
+    assert record_columns(records, NO_KWARGS, 0) is not None
+    records.insert(1, odd_one(spec))
+    assert record_columns(records, NO_KWARGS, 0) is None
