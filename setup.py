@@ -6,11 +6,13 @@ unsupported platform) the install goes on and the Python code they stand in for 
 (docs/sdk.md says what each saves).
 """
 
+import sys
+
 from setuptools import Extension, setup
 
-setup(
-    ext_modules=[
-        Extension("inferloop.sdk._hotpath", ["sdk/_hotpath.c"], optional=True),
-        Extension("inferloop.sdk._transpose", ["sdk/_transpose.c"], optional=True),
-    ]
-)
+modules = [Extension("inferloop.sdk._transpose", ["sdk/_transpose.c"], optional=True)]
+if sys.platform.startswith("linux"):
+    # The wrapper reads CLOCK_MONOTONIC, which is time.perf_counter_ns's clock on Linux only.
+    modules.append(Extension("inferloop.sdk._hotpath", ["sdk/_hotpath.c"], optional=True))
+
+setup(ext_modules=modules)

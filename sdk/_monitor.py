@@ -34,6 +34,10 @@ try:
     from . import _hotpath
 except ImportError:  # built without a C compiler, or on a platform it does not support
     _hotpath = None  # type: ignore[assignment]
+else:
+    # Its clock must be perf_counter_ns's: start times are mapped to wall time by that one.
+    if abs(_hotpath.monotonic_ns() - time.perf_counter_ns()) > 50_000_000:
+        _hotpath = None  # type: ignore[assignment]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _perf_counter_ns = time.perf_counter_ns

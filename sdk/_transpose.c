@@ -118,9 +118,9 @@ enum { SPEC, STARTED, LATENCY, ERROR, ARGS, KWARGS, RESULT, PREDICTION, EXTRAS, 
 static PyObject *
 record_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError,
-                        "record_columns(records, no_kwargs, skip) takes 3 arguments");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "record_columns(records, no_kwargs, skip, nan_as_null, "
+                                         "str_max) takes 5 arguments");
         return NULL;
     }
     PyObject *records = PySequence_Fast(args[0], "records must be a sequence");
@@ -128,7 +128,9 @@ record_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     PyObject *no_kwargs = args[1];
     Py_ssize_t skip = PyLong_AsSsize_t(args[2]);
-    if (skip == -1 && PyErr_Occurred()) {
+    int nan_as_null = PyObject_IsTrue(args[3]);
+    Py_ssize_t str_max = PyLong_AsSsize_t(args[4]);
+    if (PyErr_Occurred()) {
         Py_DECREF(records);
         return NULL;
     }
@@ -145,7 +147,10 @@ record_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(records);
         Py_RETURN_NONE;
     }
-    /* (started, latency, argument columns, results, predictions) */
+    /* (started, latency, argument columns, results, predictions), and whether every argument
+     * and every result is a value a column takes as it is (see `plain`): then the Python
+     * passes need not look at them again. */
+    int arguments_plain = 1, results_plain = 1;
     PyObject *started = PyList_New(count), *latency = PyList_New(count),
              *arguments = PyList_New(width), *results = PyList_New(count),
              *predictions = PyList_New(count);
@@ -172,13 +177,20 @@ record_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto not_columns;
         PyList_SET_ITEM(started, r, Py_NewRef(PyTuple_GET_ITEM(fields, STARTED)));
         PyList_SET_ITEM(latency, r, Py_NewRef(PyTuple_GET_ITEM(fields, LATENCY)));
-        PyList_SET_ITEM(results, r, Py_NewRef(PyTuple_GET_ITEM(fields, RESULT)));
+        PyObject *result = PyTuple_GET_ITEM(fields, RESULT);
+        PyList_SET_ITEM(results, r, Py_NewRef(result));
         PyList_SET_ITEM(predictions, r, Py_NewRef(PyTuple_GET_ITEM(fields, PREDICTION)));
-        for (Py_ssize_t a = 0; a < width; a++)
-            PyList_SET_ITEM(PyList_GET_ITEM(arguments, a), r,
-                            Py_NewRef(PyTuple_GET_ITEM(call_args, skip + a)));
+        if (results_plain && plain(result, nan_as_null, str_max) != 1)
+            results_plain = 0;
+        for (Py_ssize_t a = 0; a < width; a++) {
+            PyObject *argument = PyTuple_GET_ITEM(call_args, skip + a);
+            PyList_SET_ITEM(PyList_GET_ITEM(arguments, a), r, Py_NewRef(argument));
+            if (arguments_plain && plain(argument, nan_as_null, str_max) != 1)
+                arguments_plain = 0;
+        }
     }
-    out = PyTuple_Pack(5, started, latency, arguments, results, predictions);
+    out = Py_BuildValue("(OOOOOOO)", started, latency, arguments, results, predictions,
+                        arguments_plain ? Py_True : Py_False, results_plain ? Py_True : Py_False);
     goto done;
 not_columns:
     out = Py_NewRef(Py_None);
@@ -195,11 +207,12 @@ done:
 
 static PyMethodDef transpose_methods[] = {
     {"record_columns", (PyCFunction)(void (*)(void))record_columns, METH_FASTCALL,
-     "record_columns(records, no_kwargs, skip) -> (started, latency, arguments, results,\n"
-     "predictions), or None\n\n"
+     "record_columns(records, no_kwargs, skip, nan_as_null, str_max) -> (started, latency,\n"
+     "arguments, results, predictions, arguments_plain, results_plain), or None\n\n"
      "A slice of call records of one spec, each without an error, keywords or extras and\n"
      "with as many positional arguments as the first, as columns; `arguments` has one\n"
-     "column per argument after the first `skip` (a method's self). None otherwise."},
+     "column per argument after the first `skip` (a method's self); `*_plain`: whether\n"
+     "every value there passes dict_columns' checks unchanged. None otherwise."},
     {"dict_columns", (PyCFunction)(void (*)(void))dict_columns, METH_FASTCALL,
      "dict_columns(values, keys, nan_as_null, str_max) -> list of columns, or None\n\n"
      "The values of each key of `keys` across the dicts `values`, checked as\n"

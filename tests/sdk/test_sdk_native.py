@@ -101,6 +101,7 @@ def test_the_c_wrapper_reads_the_same_clock_as_the_python_one(memory: MemoryTran
     def predict(x):
         return x
 
+    assert abs(hotpath.monotonic_ns() - time.perf_counter_ns()) < 1_000_000
     before = time.time_ns()
     predict(1)
     after = time.time_ns()
@@ -331,13 +332,15 @@ def _record(spec: Any, args: tuple[Any, ...], **fields: Any) -> tuple[Any, ...]:
 def test_record_columns_transposes_a_uniform_slice_like_zip() -> None:
     spec = object()
     records = [_record(spec, ("self", i, str(i)), result=i * 2, prediction=i) for i in range(5)]
-    started, latency, arguments, results, predictions = record_columns(records, NO_KWARGS, 1)
+    started, latency, arguments, results, predictions = record_columns(
+        records, NO_KWARGS, 1, True, 256
+    )[:5]
     fields = list(zip(*records, strict=True))
     assert (started, latency, results, predictions) == tuple(list(fields[i]) for i in (1, 2, 6, 7))
     after_self = [record[4][1:] for record in records]
     assert arguments == [list(column) for column in zip(*after_self, strict=True)]
     # An empty dict of keywords that is not the shared one counts as none (as == does).
-    assert record_columns([_record(spec, (1,), kwargs={})], NO_KWARGS, 0) is not None
+    assert record_columns([_record(spec, (1,), kwargs={})], NO_KWARGS, 0, True, 256) is not None
 
 
 @pytest.mark.parametrize(
@@ -355,6 +358,31 @@ def test_record_columns_transposes_a_uniform_slice_like_zip() -> None:
 def test_record_columns_leaves_any_other_slice_to_the_python_passes(odd_one: Any) -> None:
     spec = object()
     records = [_record(spec, (1, 2)), _record(spec, (3, 4))]
-    assert record_columns(records, NO_KWARGS, 0) is not None
+    assert record_columns(records, NO_KWARGS, 0, True, 256) is not None
     records.insert(1, odd_one(spec))
-    assert record_columns(records, NO_KWARGS, 0) is None
+    assert record_columns(records, NO_KWARGS, 0, True, 256) is None
+
+
+@pytest.mark.parametrize("nan_as_null", [True, False])
+@settings(max_examples=200, deadline=None)
+@given(arguments=st.lists(st.tuples(_VALUE, _VALUE), min_size=1, max_size=6), result=_VALUE)
+def test_record_columns_calls_values_plain_only_where_the_python_checks_keep_them(
+    arguments: list[tuple[Any, Any]], result: Any, nan_as_null: bool
+) -> None:
+    """`arguments_plain` / `results_plain` let the Python passes skip their look: each may
+    be True only where `_plain_column` would keep the column exactly as it is."""
+    spec = object()
+    records = [_record(spec, args, result=result) for args in arguments]
+    *_, arguments_plain, results_plain = record_columns(records, NO_KWARGS, 0, nan_as_null, 256)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_columns, "_ENCODER_WRITES_NAN_AS_NULL", nan_as_null)
+        for flag, columns in (
+            (arguments_plain, list(zip(*arguments, strict=True))),
+            (results_plain, [[result] * len(records)]),
+        ):
+            kept = [_columns._plain_column(column) for column in columns]
+            as_they_are = all(
+                checked is not None and _same((("x",), [checked]), (("x",), [column]))
+                for checked, column in zip(kept, columns, strict=True)
+            )
+            assert flag == as_they_are
