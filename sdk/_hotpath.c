@@ -40,6 +40,8 @@ typedef struct {
     PyObject *enqueue;     /* `_monitor._enqueue` */
     PyObject *last;        /* the ContextVar `_last.last_prediction` */
     PyObject *slot_type;   /* `_last.ThreadSlot` */
+    Py_ssize_t thread_at;  /* where a ThreadSlot keeps its `thread` and `prediction` slots */
+    Py_ssize_t prediction_at;
     PyObject *running_loop; /* `asyncio._get_running_loop` */
     PyObject *no_kwargs;   /* the one empty dict recorded for calls without keywords */
     /* What the last call read off the emitter, which holds it unchanged for its life. */
@@ -74,14 +76,11 @@ remember_prediction(Monitored *self, PyObject *prediction)
         return -1;
     int done = 0;
     if (Py_IS_TYPE(slot, (PyTypeObject *)self->slot_type)) {
-        PyObject *owner = PyObject_GetAttr(slot, s_thread);
-        if (owner == NULL) {
-            Py_DECREF(slot);
-            return -1;
-        }
-        int mine = PyLong_Check(owner) &&
+        /* The slots are read and written where the type's member descriptors say they are,
+         * as `slot.thread` and `slot.prediction = ...` would, without the two lookups. */
+        PyObject *owner = *(PyObject **)((char *)slot + self->thread_at);
+        int mine = owner != NULL && PyLong_CheckExact(owner) &&
                    PyLong_AsUnsignedLong(owner) == PyThread_get_thread_ident();
-        Py_DECREF(owner);
         if (PyErr_Occurred()) /* not a thread id after all: the slot is not ours */
             PyErr_Clear();
         if (mine) {
@@ -90,8 +89,11 @@ remember_prediction(Monitored *self, PyObject *prediction)
                 Py_DECREF(slot);
                 return -1;
             }
-            if (loop == Py_None)
-                done = PyObject_SetAttr(slot, s_prediction, prediction) < 0 ? -1 : 1;
+            if (loop == Py_None) {
+                PyObject **field = (PyObject **)((char *)slot + self->prediction_at);
+                Py_XSETREF(*field, Py_NewRef(prediction));
+                done = 1;
+            }
             Py_DECREF(loop);
         }
     }
@@ -328,6 +330,29 @@ not_monitored:
     return PyObject_Vectorcall(self->fn, args, nargsf, kwnames);
 }
 
+/* Where instances of `type` keep the `__slots__` entry `name`, or -1 with an exception set
+ * if it is not such an entry. */
+static Py_ssize_t
+slot_offset(PyObject *type, PyObject *name)
+{
+    PyObject *descriptor = PyObject_GetAttr(type, name);
+    if (descriptor == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        descriptor = Py_NewRef(Py_None);
+    }
+    if (descriptor == NULL)
+        return -1;
+    Py_ssize_t offset = -1;
+    if (Py_IS_TYPE(descriptor, &PyMemberDescr_Type) &&
+        ((PyMemberDescrObject *)descriptor)->d_member->type == T_OBJECT_EX &&
+        !(((PyMemberDescrObject *)descriptor)->d_member->flags & READONLY))
+        offset = ((PyMemberDescrObject *)descriptor)->d_member->offset;
+    else
+        PyErr_Format(PyExc_TypeError, "slot_type.%U must be a writable __slots__ entry", name);
+    Py_DECREF(descriptor);
+    return offset;
+}
+
 static PyObject *
 monitored_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -348,6 +373,10 @@ monitored_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "slot_type must be a type");
         return NULL;
     }
+    Py_ssize_t thread_at = slot_offset(slot_type, s_thread);
+    Py_ssize_t prediction_at = thread_at < 0 ? -1 : slot_offset(slot_type, s_prediction);
+    if (prediction_at < 0)
+        return NULL;
     Monitored *self = (Monitored *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
@@ -359,6 +388,8 @@ monitored_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->enqueue = Py_NewRef(enqueue);
     self->last = Py_NewRef(last);
     self->slot_type = Py_NewRef(slot_type);
+    self->thread_at = thread_at;
+    self->prediction_at = prediction_at;
     self->running_loop = Py_NewRef(running_loop);
     self->no_kwargs = Py_NewRef(no_kwargs);
     self->vectorcall = monitored_vectorcall;

@@ -386,3 +386,22 @@ def test_record_columns_calls_values_plain_only_where_the_python_checks_keep_the
                 for checked, column in zip(kept, columns, strict=True)
             )
             assert flag == as_they_are
+
+
+def test_the_c_wrapper_refuses_a_slot_type_without_its_two_slots() -> None:
+    class Loose:  # no __slots__: the wrapper could not write `prediction` in place
+        pass
+
+    with pytest.raises(TypeError, match="__slots__"):
+        hotpath.Monitored(
+            len,
+            object(),
+            _state,
+            fallback=len,
+            remember=_last.remember,
+            enqueue=_monitor._enqueue,
+            last_prediction=_last.last_prediction,
+            slot_type=Loose,
+            running_loop=asyncio._get_running_loop,
+            no_kwargs=NO_KWARGS,
+        )
