@@ -38,12 +38,12 @@ _NUMBERS = frozenset((int, float, bool))
 _PREDICTIONS = frozenset((int, str))
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1  # what every fast JSON encoder takes
 _VALUE = ("value",)
-# Values encoded between two releases of the GIL: about 10 µs of orjson. The standard
-# library's encoder is ~5x slower, but smaller pieces cost it more in calls and releases
-# than they save (measured: 64 values a piece doubled its encoding CPU).
 use_native = True
 """Whether slices go through `_transpose`'s passes when it was built (tests and benchmarks
 turn it off to run the Python passes they stand in for)."""
+# Values encoded between two releases of the GIL: about 10 µs of orjson. The standard
+# library's encoder is ~5x slower, but smaller pieces cost it more in calls and releases
+# than they save (measured: 64 values a piece doubled its encoding CPU).
 ENCODE_PIECE = 256 if ENCODER_NAME == "json" else 512
 _ENCODER_WRITES_NAN_AS_NULL = ENCODER_NAME in ("orjson", "msgspec")
 

@@ -7,9 +7,10 @@ tuple), bounded by a length check: no locks, no serialisation, no I/O. Arguments
 results are kept by reference and summarised later on the worker thread: a caller that
 mutates its inputs in place after the call may see the mutated values reported.
 
-A plain function's wrapper is `_hotpath.Monitored`, the same steps in C (~250 ns a call
-less), where that extension was built; it hands CUDA-timed calls to the Python wrapper
-below, which also serves specs with a given prediction id and installs without a compiler.
+A plain function's wrapper is `_hotpath.Monitored`, the same steps in C (a few hundred
+ns a call less, docs/sdk.md), where that extension was built; it hands CUDA-timed calls
+to the Python wrapper below, which also serves specs with a given prediction id and
+installs without a compiler.
 """
 
 from __future__ import annotations
