@@ -1,8 +1,8 @@
 # One image for every Inferloop service; the command picks the role
 # (`inferloop up`, `inferloop collector`, `inferloop analyzer`).
 FROM python:3.11-slim
-# No C compiler in the slim image: the SDK's optional C modules (setup.py) are skipped,
-# which the platform's services do not need (they serve no monitored model calls).
+# No C compiler in the slim image: the optional C modules (setup.py) are skipped, and the
+# Python code they stand in for runs (the collector writes COPY rows through psycopg).
 
 WORKDIR /app
 COPY pyproject.toml setup.py README.md ./
