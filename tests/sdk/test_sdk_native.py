@@ -39,6 +39,22 @@ hotpath = _monitor._hotpath
 dict_columns = _columns.dict_columns
 
 
+def _c_wrapper(fn: Any, spec: Any, fallback: Any, slot_type: type = _last.ThreadSlot) -> Any:
+    """A C wrapper built as `_monitor._sync_wrapper` builds it, with a fallback of the test's."""
+    return hotpath.Monitored(
+        fn,
+        spec,
+        _state,
+        fallback=fallback,
+        remember=_last.remember,
+        enqueue=_monitor._enqueue,
+        last_prediction=_last.last_prediction,
+        slot_type=slot_type,
+        running_loop=asyncio._get_running_loop,
+        no_kwargs=NO_KWARGS,
+    )
+
+
 def test_both_c_modules_were_built() -> None:
     assert hotpath is not None, "inferloop.sdk._hotpath was not built (is gcc installed?)"
     assert dict_columns is not None, "inferloop.sdk._transpose was not built"
@@ -185,18 +201,7 @@ def test_calls_under_cuda_timing_go_to_the_python_wrapper(memory: MemoryTranspor
         handed.append((args, kwargs))
         return predict(*args, **kwargs)
 
-    wrapper = hotpath.Monitored(
-        predict,
-        spec,
-        _state,
-        fallback=fallback,
-        remember=_last.remember,
-        enqueue=_monitor._enqueue,
-        last_prediction=_last.last_prediction,
-        slot_type=_last.ThreadSlot,
-        running_loop=asyncio._get_running_loop,
-        no_kwargs=NO_KWARGS,
-    )
+    wrapper = _c_wrapper(predict, spec, fallback)
     assert wrapper(1, y=2) == 3 and handed == []
     _state.emitter.cuda_active = True
     assert wrapper(1, y=2) == 3
@@ -393,15 +398,4 @@ def test_the_c_wrapper_refuses_a_slot_type_without_its_two_slots() -> None:
         pass
 
     with pytest.raises(TypeError, match="__slots__"):
-        hotpath.Monitored(
-            len,
-            object(),
-            _state,
-            fallback=len,
-            remember=_last.remember,
-            enqueue=_monitor._enqueue,
-            last_prediction=_last.last_prediction,
-            slot_type=Loose,
-            running_loop=asyncio._get_running_loop,
-            no_kwargs=NO_KWARGS,
-        )
+        _c_wrapper(len, object(), len, slot_type=Loose)
