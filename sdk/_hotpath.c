@@ -164,13 +164,20 @@ load_emitter(Monitored *self, PyObject *emitter)
     Py_ssize_t wake_length = PyLong_AsSsize_t(wake_at);
     if (PyErr_Occurred())
         goto done;
-    Py_XSETREF(self->emitter, Py_NewRef(emitter));
-    Py_XSETREF(self->numbers, Py_NewRef(numbers));
-    Py_XSETREF(self->queue, Py_NewRef(queue));
-    Py_XSETREF(self->append, Py_NewRef(append));
-    Py_XSETREF(self->wake, Py_NewRef(wake));
+    /* Every field is replaced before any old value is released (a release may run other
+     * code, and another thread's call with it), and the emitter last: a call that finds
+     * the emitter it reads cached finds that emitter's fields. The wrapper keeps the old
+     * emitter alive until then, so a new one can never be mistaken for it by address. */
+    PyObject *old[] = {self->numbers, self->queue, self->append, self->wake, self->emitter};
+    self->numbers = Py_NewRef(numbers);
+    self->queue = Py_NewRef(queue);
+    self->append = Py_NewRef(append);
+    self->wake = Py_NewRef(wake);
     self->queue_limit = queue_limit;
     self->wake_at = wake_length;
+    self->emitter = Py_NewRef(emitter);
+    for (size_t i = 0; i < sizeof(old) / sizeof(old[0]); i++)
+        Py_XDECREF(old[i]);
     status = 0;
 done:
     Py_XDECREF(numbers);
