@@ -399,3 +399,22 @@ def test_the_c_wrapper_refuses_a_slot_type_without_its_two_slots() -> None:
 
     with pytest.raises(TypeError, match="__slots__"):
         _c_wrapper(len, object(), len, slot_type=Loose)
+
+
+def test_the_c_wrapper_follows_a_new_emitter_after_reconfiguration() -> None:
+    """It caches what it reads off an emitter: a configure() after shutdown() must win."""
+
+    @monitor(model="again")
+    def predict(x):
+        return x
+
+    first = configure(transport="memory", flush_interval_s=0.01)
+    predict(1)
+    assert flush(5)
+    shutdown(timeout=1.0)
+    predict(2)  # unconfigured: not recorded anywhere
+    second = configure(transport="memory", flush_interval_s=0.01)
+    predict(3)
+    assert flush(5)
+    assert [e["inputs"]["rows"][0]["value"] for e in first.events] == [1]
+    assert [e["inputs"]["rows"][0]["value"] for e in second.events] == [3]
