@@ -7,6 +7,7 @@ writes make the redelivery a no-op, so every event lands in the store once.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -24,7 +25,7 @@ from inferloop.store import create_engine_for
 from .health import CollectorHealth, serve_health
 from .label_records import prepare_with_labels
 from .metrics import IngestMetrics
-from .pipeline import IngestPipeline, IngestResult, InputMessage, PreparedBatch
+from .pipeline import BATCH_GC_THRESHOLD, IngestPipeline, IngestResult, InputMessage, PreparedBatch
 from .rejection import Rejection
 
 logger = logging.getLogger(__name__)
@@ -215,6 +216,8 @@ def run_collector(
         settings.kafka_topic,
         settings.kafka_labels_topic,
     )
+    gc_threshold = gc.get_threshold()
+    gc.set_threshold(BATCH_GC_THRESHOLD, *gc_threshold[1:])
     try:
         while not stop_event.is_set():
             try:
@@ -248,6 +251,7 @@ def run_collector(
             reporter.maybe_report(_update_lag(consumer, positions, metrics))
         _finish(consumer, in_flight, reporter)
     finally:
+        gc.set_threshold(*gc_threshold)
         writer.shutdown(wait=True)
         try:
             consumer.close(autocommit=False)

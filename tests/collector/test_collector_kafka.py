@@ -6,6 +6,7 @@ that ``kill -9`` is a real crash between a database commit and an offset commit.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ from kafka.admin import KafkaAdminClient
 from waiting import wait_for
 
 from inferloop.collector import run_collector
+from inferloop.collector.pipeline import BATCH_GC_THRESHOLD
 from inferloop.settings import CollectorSettings, Settings
 from inferloop.store import create_engine_for, upgrade
 
@@ -345,3 +347,23 @@ def test_collector_started_before_the_schema_waits_and_loses_nothing(
         worker.join(timeout=30)
     _assert_exactly_once(engine, ids)
     engine.dispose()
+
+
+def test_collector_collects_garbage_in_batch_sized_steps_and_restores_the_default(
+    migrated_engine, database_url, kafka_bootstrap, make_topic
+):
+    topic = make_topic(partitions=1)
+    settings = _settings(database_url, kafka_bootstrap, topic, f"group-{topic}")
+    before = gc.get_threshold()
+    assert before[0] != BATCH_GC_THRESHOLD
+    stop = threading.Event()
+    worker = threading.Thread(target=run_collector, args=(settings,), kwargs={"stop_event": stop})
+    worker.start()
+    try:
+        wait_for(lambda: gc.get_threshold()[0] == BATCH_GC_THRESHOLD, 30, "the raised threshold")
+        assert gc.get_threshold()[1:] == before[1:]  # the older generations as they were
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert gc.get_threshold() == before
