@@ -1,10 +1,10 @@
 /* Rows as the data of a PostgreSQL binary COPY, in one C call: what psycopg's
  * `Copy.write_row` does row by row, for the few column types the collector writes.
  *
- * Why C: `bulk_insert._copy_rows` hands psycopg one row at a time, and its Python-level
- * `write_row` costs ~0.8 us an event, a quarter of the collector's CPU for a v2 batch
- * (cProfile). The same bytes built here for a whole batch cost a fraction of that; the
- * collector then hands them to `Copy.write` in one piece.
+ * Why C: `bulk_insert._copy_rows` handed psycopg one row at a time, and its Python-level
+ * `write_row` made a COPY cost 0.44 us of client CPU an event, some 15 % of the collector's
+ * CPU for a v2 batch. With the same bytes built here for a whole batch and handed to
+ * `Copy.write` in one piece, 0.26 us (measured interleaved, 2,000-event batches).
  *
  * The format (PostgreSQL's "COPY ... (FORMAT BINARY)"): a signature and two 32-bit words
  * of flags and header extension, then per row a 16-bit field count and per field a 32-bit

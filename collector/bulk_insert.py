@@ -80,9 +80,9 @@ def _bytes_dumper() -> type:
 
 def _copy_rows(cursor, table: str, rows: Sequence[tuple]) -> None:
     # Binary COPY: no integer formatting on our side or parsing on the server's. The
-    # whole COPY data in one C call where `_pgcopy` was built (0.8 µs an event less than
-    # psycopg's `write_row` per row); psycopg's rows otherwise, and for any row the C
-    # cannot encode, so that psycopg says what is wrong with it.
+    # whole COPY data in one C call where `_pgcopy` was built (0.26 µs of CPU a row against
+    # 0.44 for psycopg's `write_row` per row); psycopg's rows otherwise, and for any row
+    # the C cannot encode, so that psycopg says what is wrong with it.
     data = copy_data(rows, _EVENT_COLUMN_CODES) if copy_data is not None and use_native else None
     with cursor.copy(f"COPY {table} ({_COLUMNS_SQL}) FROM STDIN (FORMAT BINARY)") as copy:
         if data is not None:
