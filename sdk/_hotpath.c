@@ -98,8 +98,8 @@ remember_prediction(Monitored *self, PyObject *prediction)
         }
     }
     Py_DECREF(slot);
-    if (done != 0)
-        return done < 0 ? -1 : 0;
+    if (done)
+        return 0;
     PyObject *ignored = PyObject_CallOneArg(self->remember, prediction);
     if (ignored == NULL)
         return -1;
