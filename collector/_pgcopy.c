@@ -58,6 +58,20 @@ put_uint(Buffer *buffer, uint64_t value, int bytes)
         buffer->data[buffer->size++] = (char)((value >> (8 * i)) & 0xff);
 }
 
+/* Append a field of `length` bytes: 1 written, 0 too long for a field, -1 out of memory. */
+static int
+put_bytes(Buffer *buffer, const char *data, Py_ssize_t length)
+{
+    if (length > INT32_MAX)
+        return 0;
+    if (reserve(buffer, 4 + length) < 0)
+        return -1;
+    put_uint(buffer, (uint64_t)length, 4);
+    memcpy(buffer->data + buffer->size, data, length);
+    buffer->size += length;
+    return 1;
+}
+
 /* Append one field: 1 written, 0 the value does not fit the column (no exception set), -1
  * an exception (out of memory). */
 static int
@@ -98,23 +112,12 @@ put_field(Buffer *buffer, char type, PyObject *value)
             PyErr_Clear();
             return 0;
         }
-        if (length > INT32_MAX || reserve(buffer, 4 + length) < 0)
-            return length > INT32_MAX ? 0 : -1;
-        put_uint(buffer, (uint64_t)length, 4);
-        memcpy(buffer->data + buffer->size, text, length);
-        buffer->size += length;
-        return 1;
+        return put_bytes(buffer, text, length);
     }
     case 'b': {
         if (!PyBytes_CheckExact(value))
             return 0;
-        Py_ssize_t length = PyBytes_GET_SIZE(value);
-        if (length > INT32_MAX || reserve(buffer, 4 + length) < 0)
-            return length > INT32_MAX ? 0 : -1;
-        put_uint(buffer, (uint64_t)length, 4);
-        memcpy(buffer->data + buffer->size, PyBytes_AS_STRING(value), length);
-        buffer->size += length;
-        return 1;
+        return put_bytes(buffer, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
     }
     default:
         return 0;

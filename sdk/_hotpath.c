@@ -65,6 +65,17 @@ monotonic_ns(void)
     return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
 }
 
+/* The outcome of a call whose result is not needed: 0, or -1 when it raised (`result` is
+ * NULL, the exception set). */
+static inline int
+discard(PyObject *result)
+{
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
 /* `_last.remember(prediction)`, inlined for its common case: this thread owns the slot in
  * the context variable and no event loop runs, so the slot is updated in place. Returns 0,
  * or -1 with an exception set. */
@@ -100,11 +111,7 @@ remember_prediction(Monitored *self, PyObject *prediction)
     Py_DECREF(slot);
     if (done)
         return 0;
-    PyObject *ignored = PyObject_CallOneArg(self->remember, prediction);
-    if (ignored == NULL)
-        return -1;
-    Py_DECREF(ignored);
-    return 0;
+    return discard(PyObject_CallOneArg(self->remember, prediction));
 }
 
 /* The call's positional arguments as a tuple and its keywords as a dict, as the Python
@@ -199,13 +206,8 @@ append_record(Monitored *self, PyObject *emitter, long long started, long long l
     Py_ssize_t length = PyObject_Length(self->queue);
     if (length < 0)
         return -1;
-    if (length >= self->queue_limit) {
-        PyObject *dropped = PyObject_CallMethodNoArgs(emitter, s_drop_queue_full);
-        if (dropped == NULL)
-            return -1;
-        Py_DECREF(dropped);
-        return 0;
-    }
+    if (length >= self->queue_limit)
+        return discard(PyObject_CallMethodNoArgs(emitter, s_drop_queue_full));
     PyObject *call_args = NULL, *call_kwargs = NULL;
     if (pack_arguments(self, args, nargs, kwnames, &call_args, &call_kwargs) < 0)
         return -1;
@@ -239,18 +241,11 @@ append_record(Monitored *self, PyObject *emitter, long long started, long long l
      * as any object held by a non-container is). */
     PyObject_GC_UnTrack(call_args);
     PyObject_GC_UnTrack(record);
-    PyObject *appended = PyObject_CallOneArg(self->append, record);
+    int appended = discard(PyObject_CallOneArg(self->append, record));
     Py_DECREF(record);
-    if (appended == NULL)
-        return -1;
-    Py_DECREF(appended);
-    if (length + 1 == self->wake_at) {
-        PyObject *woken = PyObject_CallMethodNoArgs(self->wake, s_set);
-        if (woken == NULL)
-            return -1;
-        Py_DECREF(woken);
-    }
-    return 0;
+    if (appended < 0 || length + 1 != self->wake_at)
+        return appended;
+    return discard(PyObject_CallMethodNoArgs(self->wake, s_set));
 }
 
 /* Hand a call that raised to `_monitor._enqueue`, keeping the exception as it was. */
@@ -270,8 +265,7 @@ record_error(Monitored *self, PyObject *emitter, long long started, long long la
         pack_arguments(self, args, nargs, kwnames, &call_args, &call_kwargs) == 0) {
         PyObject *enqueue_args[10] = {emitter,   self->spec,  started_obj, latency_obj, value,
                                       call_args, call_kwargs, Py_None,     prediction,  Py_None};
-        PyObject *ignored = PyObject_Vectorcall(self->enqueue, enqueue_args, 10, NULL);
-        Py_XDECREF(ignored);
+        (void)discard(PyObject_Vectorcall(self->enqueue, enqueue_args, 10, NULL));
     }
     Py_XDECREF(call_args);
     Py_XDECREF(call_kwargs);

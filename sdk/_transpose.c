@@ -42,6 +42,25 @@ plain(PyObject *value, int nan_as_null, Py_ssize_t str_max)
     return -1;
 }
 
+/* A list of `width` lists of `rows` slots each, to be filled with PyList_SET_ITEM. The slots
+ * hold NULL until then, which deallocating a list half filled skips. */
+static PyObject *
+new_columns(Py_ssize_t width, Py_ssize_t rows)
+{
+    PyObject *columns = PyList_New(width);
+    if (columns == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < width; k++) {
+        PyObject *column = PyList_New(rows);
+        if (column == NULL) {
+            Py_DECREF(columns);
+            return NULL;
+        }
+        PyList_SET_ITEM(columns, k, column);
+    }
+    return columns;
+}
+
 static PyObject *
 dict_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -69,16 +88,10 @@ dict_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t rows = PySequence_Fast_GET_SIZE(values);
     Py_ssize_t width = PyTuple_GET_SIZE(keys);
     PyObject **row = PySequence_Fast_ITEMS(values);
-    PyObject *columns = PyList_New(width);
+    PyObject *columns = new_columns(width, rows);
     if (columns == NULL) {
         Py_DECREF(values);
         return NULL;
-    }
-    for (Py_ssize_t k = 0; k < width; k++) {
-        PyObject *column = PyList_New(rows);
-        if (column == NULL)
-            goto error;
-        PyList_SET_ITEM(columns, k, column);
     }
     for (Py_ssize_t r = 0; r < rows; r++) {
         PyObject *dict = row[r];
@@ -152,18 +165,12 @@ record_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
      * passes need not look at them again. */
     int arguments_plain = 1, results_plain = 1;
     PyObject *started = PyList_New(count), *latency = PyList_New(count),
-             *arguments = PyList_New(width), *results = PyList_New(count),
+             *arguments = new_columns(width, count), *results = PyList_New(count),
              *predictions = PyList_New(count);
     PyObject *out = NULL;
     if (started == NULL || latency == NULL || arguments == NULL || results == NULL ||
         predictions == NULL)
         goto done;
-    for (Py_ssize_t a = 0; a < width; a++) {
-        PyObject *column = PyList_New(count);
-        if (column == NULL)
-            goto done;
-        PyList_SET_ITEM(arguments, a, column);
-    }
     for (Py_ssize_t r = 0; r < count; r++) {
         PyObject *fields = record[r];
         if (!PyTuple_CheckExact(fields) || PyTuple_GET_SIZE(fields) != FIELDS)

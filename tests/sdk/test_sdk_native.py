@@ -237,7 +237,6 @@ def test_the_c_wrapper_keeps_no_reference_to_what_it_recorded(memory: MemoryTran
         except Refused as error:
             errors.append(weakref.ref(error))
     assert flush(10)
-    del memory.events[:]
     gc.collect()
     assert (sys.getrefcount(payload), sys.getrefcount(spec)) == baseline
     assert all(ref() is None for ref in errors)  # every exception (and its frames) freed
@@ -284,8 +283,6 @@ def _same(left: Any, right: Any) -> bool:
                 return False
             if not (a == b or (type(a) is float and math.isnan(a) and math.isnan(b))):
                 return False
-        if len(column) != len(other):
-            return False
     return True
 
 
