@@ -10,14 +10,14 @@ SERVICES := deploy/services.sh
 
 .PHONY: run test test-fast services services-stop lint format venv clean-services
 
-$(STAMP): pyproject.toml setup.py sdk/_hotpath.c sdk/_transpose.c collector/_pgcopy.c
+$(STAMP): pyproject.toml setup.py sdk/_hotpath.c sdk/_transpose.c collector/_pgcopy.c collector/_columnar.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 # `make run` needs only the SDK, the platform and torch: not the test tools.
-$(DEMO_STAMP): pyproject.toml setup.py sdk/_hotpath.c sdk/_transpose.c collector/_pgcopy.c
+$(DEMO_STAMP): pyproject.toml setup.py sdk/_hotpath.c sdk/_transpose.c collector/_pgcopy.c collector/_columnar.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[demo]'

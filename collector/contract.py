@@ -15,11 +15,9 @@ move first), so the schema allows additional properties too.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import msgspec
-import numpy as np
 
 SCHEMA_VERSION = 1
 COLUMNAR_SCHEMA_VERSION = 2
@@ -219,39 +217,6 @@ def columnar_event_id(bits: int, start_time_ns: int, seq: int) -> str:
 def columnar_prediction_id(emitter_id: str, number: int) -> str:
     """What an integer prediction id of a v2 batch stands for."""
     return f"{emitter_id[:12]}-{number:x}"
-
-
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
-_MILLIS_SHIFTS = np.arange(44, -1, -4, dtype=np.int64)  # 12 hex digits of 48 bits
-_SEQ_SHIFTS = np.arange(28, -1, -4, dtype=np.int64)  # 8 hex digits of 32 bits
-
-
-def columnar_event_ids(bits: int, start_times_ns: Sequence[int], seqs: Sequence[int]) -> list[str]:
-    """``columnar_event_id`` of every event of a v2 batch, written as hex by numpy.
-
-    Of an id's 32 hex digits only the first 12 (the start millisecond) and the last 8
-    (the sequence number) vary within a batch; the 12 between come from the emitter. One
-    Python format per event cost 1.3-1.8 µs here, a fifth of the collector's whole cost of
-    a v2 event; the digits as one uint8 array cost about 0.5 µs. Start times must fit
-    int64 (the caller checks), sequence numbers are non-negative int64."""
-    count = len(seqs)
-    middle = f"7{bits >> 30:03x}{0x8000_0000 | (bits & 0x3FFF_FFFF):08x}".encode()
-    millis = (np.array(start_times_ns, np.int64) // 1_000_000) & ((1 << 48) - 1)
-    low = np.array(seqs, np.int64) & 0xFFFF_FFFF
-    digits = np.empty((count, 32), np.uint8)
-    digits[:, :12] = _HEX_DIGITS[(millis[:, None] >> _MILLIS_SHIFTS) & 15]
-    digits[:, 12:24] = np.frombuffer(middle, np.uint8)
-    digits[:, 24:] = _HEX_DIGITS[(low[:, None] >> _SEQ_SHIFTS) & 15]
-    return digits.view("S32").ravel().astype("U32").tolist()
-
-
-def columnar_prediction_ids(emitter_id: str, refs: Sequence[int | str]) -> list[str]:
-    """The prediction id of every event of a v2 batch: strings as given, numbers as
-    ``columnar_prediction_id`` writes them (one C-level format each)."""
-    written = (emitter_id[:12].replace("%", "%%") + "-%x").__mod__
-    if set(map(type, refs)) == {int}:
-        return list(map(written, refs))
-    return [ref if type(ref) is str else written(ref) for ref in refs]
 
 
 EVENT_COLUMNS = (

@@ -21,6 +21,7 @@ import msgspec
 
 from inferloop.grains import minute_of_ns
 
+from .columnar_values import event_ids, payloads, prediction_ids
 from .contract import (
     COLUMNAR_SCHEMA_VERSION,
     EVENT_ARRAYS,
@@ -36,9 +37,7 @@ from .contract import (
     ShortText,
     TimeNs,
     columnar_event_id,
-    columnar_event_ids,
     columnar_prediction_id,
-    columnar_prediction_ids,
     emitter_bits,
 )
 from .rejection import Rejection, RejectionCode
@@ -249,32 +248,6 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _payloads(columns: dict[str, list[Any]] | None, count: int) -> list[bytes | None]:
-    """Each event's `{"rows": [{feature: value}]}` JSON, built for all events in C calls.
-
-    The features' names are encoded once, into a bytes template with one `%b` per feature;
-    each value is encoded on its own, a column without strings in one call split at its
-    commas (a number, `true` or `null` holds none); each event is then one `%` of the
-    template. The bytes are what encoding `{"rows": [row]}` would give, at about a third of
-    the cost of building a dict per event and encoding those."""
-    if columns is None:
-        return [None] * count
-    template = (
-        b'{"rows":[{'
-        + b",".join(_encode(name).replace(b"%", b"%%") + b":%b" for name in columns)
-        + b"}]}"
-    )
-    if not columns:
-        return [template] * count
-    encoded = [
-        list(map(_encode, column))
-        if str in set(map(type, column))
-        else _encode(column)[1:-1].split(b",")
-        for column in columns.values()
-    ]
-    return list(map(template.__mod__, zip(*encoded, strict=True)))
-
-
 def _columnar_rows(batch: ColumnarBatch, into: Validated, received_at_ns: int) -> bool:
     """A v2 batch straight into ``events`` rows; False when some event needs the slow path
     (arrays of unequal length, a start time out of range, a payload over its limit)."""
@@ -291,16 +264,16 @@ def _columnar_rows(batch: ColumnarBatch, into: Validated, received_at_ns: int) -
     starts = [base + start for start in batch.start_ns]
     if min(starts) < _INT64_MIN or max(starts) > _INT64_MAX:
         return False
-    inputs = _payloads(batch.inputs, count)
-    outputs = _payloads(batch.outputs, count)
+    inputs = payloads(batch.inputs, count)
+    outputs = payloads(batch.outputs, count)
     limit = MAX_PAYLOAD_BYTES
     if (batch.inputs and max(map(len, inputs)) > limit) or (  # type: ignore[arg-type]
         batch.outputs and max(map(len, outputs)) > limit  # type: ignore[arg-type]
     ):
         return False
     emitter = batch.emitter_id
-    ids = columnar_event_ids(emitter_bits(emitter), starts, batch.seq)
-    predictions = columnar_prediction_ids(emitter, batch.prediction_id)
+    ids = event_ids(emitter, starts, batch.seq)
+    predictions = prediction_ids(emitter, batch.prediction_id)
     # One C-level zip builds every row (EVENT_COLUMNS order); constants repeat.
     into.rows.extend(
         zip(

@@ -18,17 +18,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferloop.collector import validate_batch
+from inferloop.collector import columnar_values, validate_batch
 from inferloop.collector.contract import (
     EVENT_COLUMNS,
     columnar_event_id,
-    columnar_event_ids,
     columnar_prediction_id,
-    columnar_prediction_ids,
     emitter_bits,
 )
 from inferloop.collector.contract_schema import REGENERATE_COLUMNAR, schema_text
-from inferloop.collector.validation import _payloads
 from inferloop.sdk import (
     COLUMNAR_SCHEMA_PATH,
     MemoryTransport,
@@ -227,6 +224,20 @@ _SCALAR = st.one_of(
 )
 
 
+def _both_passes(derive):
+    """What `derive()` gives with `_columnar`'s C calls and with the Python passes; the C
+    module must be built here (it is wherever the tests run)."""
+    assert columnar_values._columnar is not None, "collector/_columnar.c was not built"
+    results = []
+    for native in (True, False):
+        columnar_values.use_native = native
+        try:
+            results.append(derive())
+        finally:
+            columnar_values.use_native = True
+    return results
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     emitter=st.text(min_size=1, max_size=64),
@@ -235,27 +246,28 @@ _SCALAR = st.one_of(
     ),
 )
 def test_bulk_event_ids_are_the_ids_of_each_event(emitter, events):
-    """The collector writes a v2 batch's ids with numpy: the same as one format per event
-    for any start time in int64 (negative too) and any sequence number, 2**32 and above."""
+    """The collector writes a v2 batch's ids in bulk (C, or numpy without it): the same as
+    one format per event for any start time in int64 (negative too) and any sequence
+    number, 2**32 and above."""
     starts, seqs = map(list, zip(*events, strict=True))
     bits = emitter_bits(emitter)
-    assert columnar_event_ids(bits, starts, seqs) == [
-        columnar_event_id(bits, start, seq) for start, seq in events
-    ]
+    expected = [columnar_event_id(bits, start, seq) for start, seq in events]
+    assert _both_passes(lambda: columnar_values.event_ids(emitter, starts, seqs)) == [expected] * 2
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    emitter=st.text(min_size=1, max_size=64),
+    emitter=st.text(min_size=1, max_size=64),  # non-ASCII too: the C call hands those back
     refs=st.lists(
         st.one_of(st.integers(min_value=0, max_value=2**63 - 1), st.text(max_size=20)),
         min_size=1,
     ),
 )
 def test_bulk_prediction_ids_are_those_of_each_event(emitter, refs):
-    assert columnar_prediction_ids(emitter, refs) == [
+    expected = [
         ref if isinstance(ref, str) else columnar_prediction_id(emitter, ref) for ref in refs
     ]
+    assert _both_passes(lambda: columnar_values.prediction_ids(emitter, refs)) == [expected] * 2
 
 
 @settings(max_examples=200, deadline=None)
@@ -272,4 +284,4 @@ def test_bulk_payloads_are_each_events_row_encoded(names, count, data):
         msgspec.json.encode({"rows": [{name: column[i] for name, column in columns.items()}]})
         for i in range(count)
     ]
-    assert _payloads(columns, count) == expected
+    assert _both_passes(lambda: columnar_values.payloads(columns, count)) == [expected] * 2
