@@ -56,6 +56,10 @@ class DiscardTransport:
 
 
 class _Receiver(BaseHTTPRequestHandler):
+    # As the embedded server (uvicorn) answers: connections kept alive, no Nagle delay.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self.rfile.read(int(self.headers["Content-Length"]))
         self.send_response(200)

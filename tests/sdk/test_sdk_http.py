@@ -27,7 +27,11 @@ from inferloop.sdk._transports import MAX_RETRY_AFTER_S, retry_after_s
 
 
 class RecordingServer:
-    def __init__(self) -> None:
+    """`protocol`: "HTTP/1.0" answers and closes; "HTTP/1.1" keeps connections open, as
+    the embedded server does. `close_silently`: closes after each answer anyway, without
+    saying so (a server dropping idle connections)."""
+
+    def __init__(self, protocol: str = "HTTP/1.0", *, close_silently: bool = False) -> None:
         self.requests: list[dict[str, Any]] = []
         self.statuses: list[int] = []  # answers to give, in order; then 200
         self.retry_after: str | None = None  # sent with every answer that is not a 2xx
@@ -36,6 +40,8 @@ class RecordingServer:
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = protocol
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 recorder.requests.append(
@@ -44,6 +50,7 @@ class RecordingServer:
                         "headers": dict(self.headers),
                         "body": body,
                         "at": time.monotonic(),
+                        "client_port": self.client_address[1],
                     }
                 )
                 content = b""
@@ -59,6 +66,8 @@ class RecordingServer:
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
                 self.wfile.write(content)
+                if close_silently:
+                    self.close_connection = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -103,6 +112,53 @@ def test_http_batches_posted_with_bearer_key_and_json(receiver: RecordingServer)
     assert body["schema_version"] == 2 and body["emitter_id"] == stats()["emitter_id"]
     assert [event["seq"] for event in receiver.events()] == [0, 1, 2, 3, 4]
     assert stats()["sent"] == 5
+
+
+def test_http_batches_share_one_kept_connection() -> None:
+    receiver = RecordingServer("HTTP/1.1")
+    try:
+        configure(transport="http", endpoint=receiver.url, batch_size=5, flush_interval_s=0.01)
+        for i in range(20):
+            predict(i)
+        assert flush(5)
+        assert len(receiver.requests) >= 2
+        assert len({request["client_port"] for request in receiver.requests}) == 1
+        assert sorted(event["seq"] for event in receiver.events()) == list(range(20))
+    finally:
+        receiver.close()
+
+
+def test_http_connection_the_server_dropped_is_opened_again_without_loss() -> None:
+    """The server closes each connection after its answer without saying so: each next
+    batch finds the kept connection dead, and is posted again on a new one at once."""
+    receiver = RecordingServer("HTTP/1.1", close_silently=True)
+    try:
+        configure(transport="http", endpoint=receiver.url, flush_interval_s=0.01)
+        for round_number in range(4):
+            predict(round_number)
+            assert flush(5)
+            time.sleep(0.05)  # the server's close reaches the client before the next batch
+        assert [event["seq"] for event in receiver.events()] == [0, 1, 2, 3]
+        assert len({request["client_port"] for request in receiver.requests}) == 4
+        current = stats()
+        assert current["sent"] == 4 and current["retried"] == 0 and current["failed"] == 0
+    finally:
+        receiver.close()
+
+
+def test_http_goes_through_the_proxy_the_environment_names(
+    receiver: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `http_proxy` set (and the host not in `no_proxy`), batches go through urllib
+    to the proxy, which gets the endpoint's absolute URL: here the receiver plays it."""
+    for name in ("HTTP_PROXY", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", receiver.url)
+    configure(transport="http", endpoint="http://inferloop.invalid:8123", flush_interval_s=0.01)
+    predict(1)
+    assert flush(5)
+    assert receiver.requests[0]["path"] == "http://inferloop.invalid:8123/v1/events"
+    assert [event["seq"] for event in receiver.events()] == [0]
 
 
 def test_http_configured_from_environment(
