@@ -255,27 +255,33 @@ class HttpTransport:
         return connection
 
     def _post(self, batch: bytes) -> tuple[int, Any, bytes]:
-        """(status, headers, body) of one POST; a kept connection that fails before its
-        answer is dropped and the batch posted once more on a new one."""
-        for kept in (self._connection is not None, False):
-            if self._connection is None:
-                self._connection = self._connect()
-            try:
-                self._connection.request("POST", self._target, body=batch, headers=self._headers)
-                response = self._connection.getresponse()
-                answer = response.read()
-            except TimeoutError:
-                self.close()
-                raise  # a slow server: retried with backoff, not at once
-            except (http.client.HTTPException, OSError):
-                self.close()
-                if kept:
-                    continue  # the server had closed the idle connection
+        """(status, headers, body) of one POST. A kept connection that fails before its
+        answer (the server closed it while idle) is replaced and the batch posted once more."""
+        reused = self._connection is not None
+        try:
+            return self._exchange(batch)
+        except TimeoutError:
+            raise  # a slow server: retried with backoff, not at once
+        except (http.client.HTTPException, OSError):
+            if not reused:
                 raise
-            if response.will_close:
-                self.close()
-            return response.status, response.headers, answer
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        return self._exchange(batch)
+
+    def _exchange(self, batch: bytes) -> tuple[int, Any, bytes]:
+        """One request and its answer on the kept connection (opened if there is none); a
+        connection that failed, or that the server will close, is closed here."""
+        if self._connection is None:
+            self._connection = self._connect()
+        try:
+            self._connection.request("POST", self._target, body=batch, headers=self._headers)
+            response = self._connection.getresponse()
+            answer = response.read()
+        except BaseException:
+            self.close()  # half a request or half an answer: the connection is unusable
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, response.headers, answer
 
     def _post_via_proxy(self, batch: bytes) -> tuple[int, Any, bytes]:
         request = urllib.request.Request(self.url, data=batch, headers=self._headers, method="POST")

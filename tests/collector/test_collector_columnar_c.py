@@ -17,7 +17,7 @@ from inferloop.collector import columnar_values
 _columnar = columnar_values._columnar
 pytestmark = pytest.mark.skipif(
     _columnar is None and not sys.platform.startswith("linux"),
-    reason="collector/_columnar.c is built on Linux, where the tests run",
+    reason="collector/_columnar.c was not built here (no C compiler); on Linux it must be",
 )
 MIDDLE = b"7abc80000001"
 
